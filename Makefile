@@ -1,0 +1,41 @@
+# The two everyday commands are `make setup` and `make run`; the rest is for developers and CI.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export DBT_SEND_ANONYMOUS_USAGE_STATS := false
+export DBT_PROFILES_DIR := $(CURDIR)
+
+.PHONY: setup run test lint format docs bench clean
+
+setup: $(BIN)/propensity
+
+$(BIN)/propensity: pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev]'
+	@touch $@
+
+run: setup
+	$(BIN)/propensity nightly
+
+test: setup
+	$(BIN)/pytest -q
+
+lint: setup
+	$(BIN)/ruff check models_py jobs tests
+	$(BIN)/ruff format --check models_py jobs tests
+	$(BIN)/sqlfluff lint dbt_project/models dbt_project/macros dbt_project/tests
+
+format: setup
+	$(BIN)/ruff format models_py jobs tests
+	$(BIN)/ruff check --fix models_py jobs tests
+	$(BIN)/sqlfluff fix dbt_project/models dbt_project/macros dbt_project/tests
+
+docs: setup
+	$(BIN)/propensity docs
+
+bench: setup
+	$(BIN)/python -m jobs.bench
+
+clean:
+	rm -rf warehouse artifacts reports dbt_project/target dbt_project/logs

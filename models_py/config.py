@@ -1,0 +1,59 @@
+"""Paths and settings for every stage, in one place. Environment variables override the defaults."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _path(env: str, default: Path) -> Path:
+    value = os.environ.get(env)
+    return Path(value).expanduser().resolve() if value else default
+
+
+def _int(env: str, default: int) -> int:
+    return int(os.environ.get(env, default))
+
+
+def _float(env: str, default: float) -> float:
+    return float(os.environ.get(env, default))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a stage needs to know about where things live and how the job behaves."""
+
+    data_dir: Path = field(default_factory=lambda: _path("PROPENSITY_DATA_DIR", PROJECT_ROOT / "data"))
+    warehouse_path: Path = field(
+        default_factory=lambda: _path("PROPENSITY_WAREHOUSE", PROJECT_ROOT / "warehouse" / "propensity.duckdb")
+    )
+    serving_path: Path = field(
+        default_factory=lambda: _path("PROPENSITY_SERVING", PROJECT_ROOT / "warehouse" / "serving.duckdb")
+    )
+    models_dir: Path = field(default_factory=lambda: _path("PROPENSITY_MODELS_DIR", PROJECT_ROOT / "artifacts"))
+    reports_dir: Path = field(default_factory=lambda: _path("PROPENSITY_REPORTS_DIR", PROJECT_ROOT / "reports"))
+    dbt_project_dir: Path = PROJECT_ROOT / "dbt_project"
+    profiles_dir: Path = PROJECT_ROOT
+    horizon_days: int = field(default_factory=lambda: _int("PROPENSITY_HORIZON_DAYS", 7))
+    training_cutoffs: int = field(default_factory=lambda: _int("PROPENSITY_TRAINING_CUTOFFS", 6))
+    cutoff_step_days: int = field(default_factory=lambda: _int("PROPENSITY_CUTOFF_STEP_DAYS", 7))
+    retrain_every_days: int = field(default_factory=lambda: _int("PROPENSITY_RETRAIN_EVERY_DAYS", 7))
+    promotion_margin: float = field(default_factory=lambda: _float("PROPENSITY_PROMOTION_MARGIN", 0.002))
+    score_batch_rows: int = field(default_factory=lambda: _int("PROPENSITY_SCORE_BATCH_ROWS", 250_000))
+    threads: int = field(default_factory=lambda: _int("PROPENSITY_THREADS", os.cpu_count() or 2))
+
+    @property
+    def landing_dir(self) -> Path:
+        return self.data_dir / "landing"
+
+    @property
+    def truth_dir(self) -> Path:
+        return self.data_dir / "truth"
+
+
+def settings() -> Settings:
+    """Settings read from the environment now (not at import), so tests can point stages elsewhere."""
+    return Settings()
