@@ -16,7 +16,7 @@ $(BIN)/propensity: pyproject.toml requirements.lock
 	@touch $@
 
 run: setup
-	$(BIN)/propensity nightly
+	$(BIN)/propensity nightly --simulate-if-empty
 
 test: setup
 	$(BIN)/pytest -q

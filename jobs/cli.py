@@ -118,5 +118,268 @@ def verify_events(path: Path = typer.Argument(..., help="An events.csv (real or 
         )
 
 
+EXIT_FAILED, EXIT_BAD_INPUT, EXIT_BUSY = 1, 2, 3
+
+
+def _fail(exc: BaseException) -> typer.Exit:
+    """Known failures get one clear line and an exit code a scheduler can act on; the rest a traceback."""
+    from models_py.dbt_runner import DbtError
+    from models_py.events_file import EventsFileError
+    from models_py.ingest import IngestError
+    from models_py.registry import ArtifactError
+    from models_py.train import TrainingError
+    from models_py.warehouse import WarehouseBusyError
+
+    code = EXIT_FAILED
+    if isinstance(exc, EventsFileError | IngestError | ValueError):  # PayloadError is a ValueError
+        code = EXIT_BAD_INPUT
+    elif isinstance(exc, WarehouseBusyError):
+        code = EXIT_BUSY
+    elif not isinstance(exc, DbtError | TrainingError | ArtifactError | RuntimeError | OSError):
+        raise exc
+    _say(f"error: {exc}")
+    _say("the published scores were not changed.")
+    return typer.Exit(code)
+
+
+def _as_of(value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise typer.BadParameter(f"expected a date like 2015-09-18, got {value!r}") from exc
+
+
+@app.command()
+def ingest(
+    files: list[Path] = typer.Argument(None, help="Event files (default: every events*.csv in data/landing/)."),
+) -> None:
+    """Load new landing files into raw.events (each file once; a bad file loads nothing)."""
+    from jobs.nightly import new_run_id
+    from models_py import ingest as ingest_mod
+    from models_py import warehouse
+
+    cfg = settings()
+    try:
+        with warehouse.session(cfg.warehouse_path) as con:
+            r = ingest_mod.ingest(
+                con, files or ingest_mod.landing_files(cfg.landing_dir), new_run_id(), cfg.landing_dir
+            )
+    except Exception as exc:  # noqa: BLE001
+        raise _fail(exc) from exc
+    typer.echo(
+        f"{len(r.files_loaded)} file(s) loaded, {r.rows_loaded:,} rows, {r.duplicates_dropped:,} duplicates dropped, "
+        f"{len(r.files_skipped)} already loaded"
+    )
+
+
+@app.command()
+def build(as_of: str = typer.Option(None, help="As-of date (default: the day after the last landed day).")) -> None:
+    """dbt build: staging, features and labels for the as-of date's spine, and every dbt test."""
+    from jobs import nightly
+    from models_py import warehouse
+    from models_py.dbt_runner import run_dbt
+
+    cfg = settings()
+    try:
+        with warehouse.session(cfg.warehouse_path) as con:
+            day = _as_of(as_of) or nightly.latest_as_of(con)
+            dates = nightly.feature_dates_to_build(con, day, cfg)
+        run_dbt(cfg, ["build"], nightly.dbt_vars(day, dates, cfg), progress=_say)
+    except Exception as exc:  # noqa: BLE001
+        raise _fail(exc) from exc
+
+
+@app.command()
+def train(
+    as_of: str = typer.Option(None, help="Train with labels complete before this date (default: latest)."),
+    promote: bool = typer.Option(True, help="Promote the new model if it beats the champion."),
+) -> None:
+    """Train a challenger on earlier cut-offs and register it (promoted only if better)."""
+    from jobs import nightly
+    from models_py import train as train_mod
+    from models_py import warehouse
+
+    cfg = settings()
+    try:
+        with warehouse.session(cfg.warehouse_path) as con:
+            day = _as_of(as_of) or nightly.latest_as_of(con)
+            _, meta = train_mod.train(con, day, cfg, progress=_say)
+            if promote:
+                train_mod.promote_if_better(con, meta, cfg, _say)
+    except Exception as exc:  # noqa: BLE001
+        raise _fail(exc) from exc
+
+
+@app.command()
+def score(as_of: str = typer.Option(None, help="As-of date (default: latest).")) -> None:
+    """Score every visitor with the champion and write the day into the warehouse's score history."""
+    from jobs import nightly
+    from models_py import publish, registry, warehouse
+    from models_py import score as score_mod
+
+    cfg = settings()
+    try:
+        with warehouse.session(cfg.warehouse_path) as con:
+            day = _as_of(as_of) or nightly.latest_as_of(con)
+            model = registry.load_champion(con)
+            if model is None:
+                raise RuntimeError("no champion model: run `propensity train` first")
+            scores = score_mod.score(con, model, day, nightly.new_run_id(), cfg.score_batch_rows, cfg.threads)
+            publish.write_history(con, scores, day)
+    except Exception as exc:  # noqa: BLE001
+        raise _fail(exc) from exc
+    typer.echo(f"scored {scores.num_rows:,} visitors as of {day} with {model.meta.version}")
+
+
+@app.command()
+def publish(as_of: str = typer.Option(None, help="As-of date to publish (default: latest scored).")) -> None:
+    """Publish scores to warehouse/serving.duckdb (temp file + atomic rename)."""
+    from jobs import nightly
+    from models_py import publish as publish_mod
+    from models_py import warehouse
+
+    cfg = settings()
+    try:
+        with warehouse.session(cfg.warehouse_path) as con:
+            day = _as_of(as_of) or con.execute(f"select max(as_of_date) from {publish_mod.HISTORY_TABLE}").fetchone()[0]
+            path = publish_mod.publish_serving(con, cfg.serving_path, day, nightly.new_run_id())
+    except Exception as exc:  # noqa: BLE001
+        raise _fail(exc) from exc
+    typer.echo(f"published scores as of {day} to {path}")
+
+
+@app.command()
+def nightly(
+    as_of: str = typer.Option(None, help="As-of date (default: the day after the last landed day)."),
+    simulate_if_empty: bool = typer.Option(False, help="With no events anywhere, simulate the scale-1 shop first."),
+    force: bool = typer.Option(False, help="Rebuild, rescore and republish even if nothing changed."),
+) -> None:
+    """The whole nightly job: ingest, dbt build, train on schedule, score, publish."""
+    from jobs.nightly import run_nightly
+    from models_py import ingest as ingest_mod
+    from models_py.simulator import simulate as run_simulation
+
+    cfg = settings()
+    started = time.perf_counter()
+    if simulate_if_empty and not ingest_mod.landing_files(cfg.landing_dir) and not cfg.warehouse_path.exists():
+        _say("no events yet: simulating the scale-1 shop into data/landing/ first")
+        run_simulation(cfg.landing_dir, cfg.truth_dir, scale=1.0, seed=42, progress=_say)
+    try:
+        s = run_nightly(cfg, as_of=_as_of(as_of), say=_say, force=force)
+    except Exception as exc:  # noqa: BLE001
+        raise _fail(exc) from exc
+    stages = ", ".join(f"{k} {v:.1f}s" for k, v in s.stage_seconds.items())
+    trained = ""
+    if s.trained:
+        trained = f" (trained tonight: {s.trained}, {'promoted' if s.promoted else 'champion kept'})"
+    query = "select visitor_id, propensity, decile, segment from visitor_propensity_scores order by propensity desc"
+    typer.echo(
+        f"run {s.run_id} as of {s.as_of}: {s.rows_ingested:,} new rows in, {s.visitors_scored:,} visitors scored\n"
+        f"model {s.model_version}{trained}\n"
+        f"time {time.perf_counter() - started:.1f}s: {stages}\n"
+        f"scores: {cfg.serving_path} (table visitor_propensity_scores), for example:\n"
+        f"  python -c \"import duckdb; print(duckdb.connect('{cfg.serving_path}', read_only=True)"
+        f".sql('{query} limit 10'))\""
+    )
+
+
+@app.command()
+def predict(
+    payload: Path = typer.Argument(None, help="JSON file with the seed's payload (default: standard input)."),
+) -> None:
+    """Score one visitor from the seed's JSON payload with the champion model."""
+    import json
+
+    from models_py import predict as predict_mod
+    from models_py import registry
+
+    cfg = settings()
+    text = payload.read_text() if payload else sys.stdin.read()
+    try:
+        model = registry.load_pointed_champion(cfg.models_dir)
+        if model is None:
+            raise RuntimeError("no champion model: run the nightly job first")
+        result, unknown = predict_mod.predict_payload(model, text)
+    except Exception as exc:  # noqa: BLE001
+        raise _fail(exc) from exc
+    if unknown:
+        _say(
+            f"note: {len(unknown)} of the model's features were not in the payload and count as unknown: "
+            + ", ".join(unknown)
+        )
+    typer.echo(json.dumps(result))
+
+
+@app.command()
+def promote(version: str = typer.Argument(..., help="Model version from ml.model_registry.")) -> None:
+    """Make a registered model the champion (its artifact hash must match)."""
+    from models_py import registry, warehouse
+
+    try:
+        with warehouse.session(settings().warehouse_path) as con:
+            registry.set_champion(con, version)
+    except Exception as exc:  # noqa: BLE001
+        raise _fail(exc) from exc
+    typer.echo(f"{version} is now the champion")
+
+
+@app.command()
+def rollback() -> None:
+    """Go back to the previous champion."""
+    from models_py import registry, warehouse
+
+    try:
+        with warehouse.session(settings().warehouse_path) as con:
+            previous = registry.previous_champion(con)
+            if previous is None:
+                raise RuntimeError("no previous champion to roll back to")
+            registry.set_champion(con, previous)
+    except Exception as exc:  # noqa: BLE001
+        raise _fail(exc) from exc
+    typer.echo(f"rolled back: {previous} is the champion again")
+
+
+@app.command()
+def oracle(
+    as_of: str = typer.Option(..., help="Cut-off date."),
+    horizon_days: int = typer.Option(7),
+    out: Path = typer.Option(None, help="Write the table as Parquet here (default: print a summary)."),
+) -> None:
+    """The simulator's true purchase probabilities at a cut-off (visitor_id, as_of_date, horizon_days, probability)."""
+    import pyarrow.parquet as pq
+
+    from models_py.oracle import true_probabilities
+
+    table = true_probabilities(settings().truth_dir, _as_of(as_of), horizon_days)
+    if out:
+        pq.write_table(table, out)
+        typer.echo(f"{table.num_rows:,} rows -> {out}")
+    else:
+        p = table["true_probability"].to_numpy()
+        typer.echo(f"{table.num_rows:,} visitors, mean true probability {p.mean():.5f}, max {p.max():.3f}")
+
+
+@app.command()
+def docs() -> None:
+    """Generate dbt docs (lineage, every model and column) into dbt_project/target/."""
+    from jobs import nightly
+    from models_py import warehouse
+    from models_py.dbt_runner import run_dbt
+
+    cfg = settings()
+    try:
+        vars_ = None
+        if cfg.warehouse_path.exists():
+            with warehouse.session(cfg.warehouse_path, read_only=True) as con:
+                day = nightly.latest_as_of(con)
+            vars_ = {"as_of_date": day.isoformat()}
+        run_dbt(cfg, ["docs", "generate"], vars_, progress=_say)
+    except Exception as exc:  # noqa: BLE001
+        raise _fail(exc) from exc
+    typer.echo(f"dbt docs: {cfg.dbt_project_dir / 'target' / 'index.html'} (serve with `dbt docs serve`)")
+
+
 def main() -> None:
     sys.exit(app())

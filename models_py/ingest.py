@@ -99,9 +99,7 @@ def ingest(con: duckdb.DuckDBPyConnection, files: list[Path], run_id: str, landi
                   )
                 """
             )
-            con.execute(
-                "insert into raw.events select timestamp, visitorid, event, itemid, transactionid from kept"
-            )
+            con.execute("insert into raw.events select timestamp, visitorid, event, itemid, transactionid from kept")
             per_file = dict(con.execute("select file_order, count(*) from kept group by 1").fetchall())
             for i, (path, digest, table) in enumerate(parsed):
                 loaded = per_file.get(i, 0)
@@ -143,7 +141,8 @@ def _changed_catalogue(con: duckdb.DuckDBPyConnection, landing: Path) -> list[tu
             continue
         digest = events_file.sha256_of(path)
         last = con.execute(
-            "select sha256 from raw.load_log where file_name = ? and kind = 'catalogue' order by loaded_at desc limit 1",
+            "select sha256 from raw.load_log where file_name = ? and kind = 'catalogue' "
+            "order by loaded_at desc limit 1",
             [name],
         ).fetchone()
         if last and last[0] == digest:

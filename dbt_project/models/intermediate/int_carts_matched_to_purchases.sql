@@ -32,7 +32,7 @@ final as (
 
     from cutoffs
     inner join events
-        on events.event_ms < cutoffs.cutoff_ms
+        on cutoffs.cutoff_ms > events.event_ms
     group by 1, 2, 3
 
 )

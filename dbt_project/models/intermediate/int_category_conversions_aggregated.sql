@@ -31,7 +31,7 @@ category_counts as (
 
     from cutoffs
     inner join events
-        on events.event_ms < cutoffs.cutoff_ms
+        on cutoffs.cutoff_ms > events.event_ms
     inner join item_categories
         on events.item_id = item_categories.item_id
     group by 1, 2

@@ -9,11 +9,11 @@ with
 cutoffs as (
 
     {% for day in dates %}
-    select
-        cast('{{ day }}' as date) as as_of_date,
-        cast({{ cutoff_ms(day) }} as bigint) as cutoff_ms,
-        {{ 'true' if day in build_dates else 'false' }} as needs_features
-    {% if not loop.last %}union all{% endif %}
+        select
+            cast('{{ day }}' as date) as as_of_date,
+            cast({{ cutoff_ms(day) }} as bigint) as cutoff_ms,
+            {{ 'true' if day in build_dates else 'false' }} as needs_features
+        {% if not loop.last %}union all{% endif %}
     {%- endfor %}
 
 ),

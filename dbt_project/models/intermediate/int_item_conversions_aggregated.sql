@@ -25,7 +25,7 @@ item_counts as (
 
     from cutoffs
     inner join events
-        on events.event_ms < cutoffs.cutoff_ms
+        on cutoffs.cutoff_ms > events.event_ms
     group by 1, 2
 
 ),

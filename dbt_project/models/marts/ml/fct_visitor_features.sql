@@ -69,7 +69,7 @@ events_before_cutoff as (
 
     from cutoffs
     inner join events
-        on events.event_ms < cutoffs.cutoff_ms
+        on cutoffs.cutoff_ms > events.event_ms
 
 ),
 
@@ -80,11 +80,11 @@ activity as (
         visitor_id,
         max(cutoff_ms) as cutoff_ms,
         {%- for n in windows %}
-        {%- set in_window = 'event_ms >= cutoff_ms - ' ~ (n * day | int) %}
-        {{ count_where(in_window) }} as total_events_{{ n }}d,
-        {{ count_where(in_window ~ ' and is_view') }} as num_views_{{ n }}d,
-        {{ count_where(in_window ~ ' and is_addtocart') }} as num_addtocart_{{ n }}d,
-        {{ count_where(in_window ~ ' and is_session_start') }} as num_sessions_{{ n }}d,
+            {%- set in_window = 'event_ms >= cutoff_ms - ' ~ (n * day | int) %}
+            {{ count_where(in_window) }} as total_events_{{ n }}d,
+            {{ count_where(in_window ~ ' and is_view') }} as num_views_{{ n }}d,
+            {{ count_where(in_window ~ ' and is_addtocart') }} as num_addtocart_{{ n }}d,
+            {{ count_where(in_window ~ ' and is_session_start') }} as num_sessions_{{ n }}d,
         {%- endfor %}
         count(*) as total_events_all,
         {{ count_where('is_view') }} as num_views_all,
@@ -103,6 +103,7 @@ activity as (
 
 {#- Distinct counts as sums over pre-grouped rows: an item (or transaction, or day) is in the n-day window
     exactly when its latest event before the cut-off is. Much faster than count(distinct case ...). #}
+
 visitor_items as (
 
     select
@@ -123,7 +124,7 @@ item_breadth as (
         as_of_date,
         visitor_id,
         {%- for n in windows %}
-        {{ count_where('last_event_ms >= cutoff_ms - ' ~ (n * day | int)) }} as num_unique_items_{{ n }}d,
+            {{ count_where('last_event_ms >= cutoff_ms - ' ~ (n * day | int)) }} as num_unique_items_{{ n }}d,
         {%- endfor %}
         count(*) as num_unique_items_all
 
@@ -153,7 +154,7 @@ purchase_history as (
         as_of_date,
         visitor_id,
         {%- for n in windows %}
-        {{ count_where('last_event_ms >= cutoff_ms - ' ~ (n * day | int)) }} as num_transactions_{{ n }}d,
+            {{ count_where('last_event_ms >= cutoff_ms - ' ~ (n * day | int)) }} as num_transactions_{{ n }}d,
         {%- endfor %}
         count(*) as num_transactions_all
 
@@ -269,16 +270,16 @@ final as (
         activity.as_of_date,
         activity.visitor_id,
         {%- for n in windows | sort(reverse=true) %}
-        activity.total_events_{{ n }}d,
-        activity.num_views_{{ n }}d,
-        activity.num_addtocart_{{ n }}d,
-        item_breadth.num_unique_items_{{ n }}d,
+            activity.total_events_{{ n }}d,
+            activity.num_views_{{ n }}d,
+            activity.num_addtocart_{{ n }}d,
+            item_breadth.num_unique_items_{{ n }}d,
         {%- endfor %}
         cast(floor((activity.cutoff_ms - activity.last_event_ms) / {{ day }}.0) as integer) as days_since_last_event,
         {{ safe_ratio('activity.num_addtocart_7d', 'activity.num_views_7d') }} as add_to_cart_rate_7d,
         {%- for n in windows %}
-        activity.num_sessions_{{ n }}d,
-        coalesce(purchase_history.num_transactions_{{ n }}d, 0) as num_transactions_{{ n }}d,
+            activity.num_sessions_{{ n }}d,
+            coalesce(purchase_history.num_transactions_{{ n }}d, 0) as num_transactions_{{ n }}d,
         {%- endfor %}
         activity.total_events_all,
         activity.num_views_all,

@@ -47,7 +47,7 @@ population as (
 
     from cutoffs
     inner join visitors
-        on visitors.first_event_ms < cutoffs.cutoff_ms
+        on cutoffs.cutoff_ms > visitors.first_event_ms
 
 ),
 

@@ -1,0 +1,205 @@
+"""The nightly job: ingest -> dbt build -> train (on schedule) -> score -> publish, with a run log."""
+
+from __future__ import annotations
+
+import json
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+import duckdb
+
+from models_py import ingest, publish, registry, score, train, warehouse
+from models_py.config import Settings
+from models_py.dbt_runner import run_dbt
+from models_py.shop_clock import DAY_MS, shop_day
+
+RUN_LOG_DDL = """
+create schema if not exists ml;
+create table if not exists ml.run_log (
+    run_id varchar primary key,
+    as_of_date date,
+    started_at timestamp,
+    finished_at timestamp,
+    status varchar,
+    error varchar,
+    stage_seconds_json varchar,
+    rows_ingested bigint,
+    visitors_scored bigint,
+    model_version varchar
+);
+"""
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    as_of: date | None = None
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    rows_ingested: int = 0
+    files_loaded: int = 0
+    visitors_scored: int = 0
+    model_version: str | None = None
+    trained: str | None = None
+    promoted: bool = False
+
+
+def new_run_id() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+
+
+def latest_as_of(con: duckdb.DuckDBPyConnection) -> date:
+    """The day after the last landed shop day: tonight's scores use every complete day."""
+    last_ms = con.execute("select max(timestamp) from raw.events").fetchone()[0]
+    if last_ms is None:
+        raise RuntimeError("raw.events is empty: nothing to score (land event files in data/landing/ first)")
+    return shop_day(last_ms) + timedelta(days=1)
+
+
+def feature_dates_to_build(con: duckdb.DuckDBPyConnection, as_of: date, cfg: Settings) -> list[date]:
+    """Tonight's date plus any spine date the feature mart lacks (the first run backfills the spine)."""
+    first_ms = con.execute("select min(timestamp) from raw.events").fetchone()[0]
+    first_day = shop_day(first_ms)
+    spine = [as_of - timedelta(days=k * cfg.cutoff_step_days) for k in range(history_cutoffs(cfg) + 1)]
+    spine = [d for d in spine if d > first_day]
+    try:
+        have = {r[0] for r in con.execute("select distinct as_of_date from marts.fct_visitor_features").fetchall()}
+    except duckdb.CatalogException:
+        have = set()
+    return sorted({d for d in spine if d not in have} | {as_of})
+
+
+def history_cutoffs(cfg: Settings) -> int:
+    """Spine length: the training cut-offs, the validation cut-off, and the week whose labels are not complete."""
+    return cfg.training_cutoffs + 1 + -(-cfg.horizon_days // cfg.cutoff_step_days)
+
+
+def dbt_vars(as_of: date, build_dates: list[date], cfg: Settings) -> dict:
+    return {
+        "as_of_date": as_of.isoformat(),
+        "feature_dates": [d.isoformat() for d in build_dates],
+        "history_cutoffs": history_cutoffs(cfg),
+        "cutoff_step_days": cfg.cutoff_step_days,
+        "label_horizon_days": cfg.horizon_days,
+    }
+
+
+def retrain_due(con: duckdb.DuckDBPyConnection, as_of: date, cfg: Settings) -> bool:
+    registry.ensure_schema(con)
+    row = con.execute("select max(as_of_date) from ml.model_registry").fetchone()
+    return row[0] is None or (as_of - row[0]).days >= cfg.retrain_every_days
+
+
+class Stages:
+    """Times each stage and keeps the summary; a failing stage propagates after being logged."""
+
+    def __init__(self, summary: RunSummary, say: Callable[[str], None]):
+        self.summary, self.say = summary, say
+
+    def timed(self, name: str):
+        stages = self
+
+        class _Timer:
+            def __enter__(self):
+                stages.say(f"[{name}] ...")
+                self.t = time.perf_counter()
+
+            def __exit__(self, *exc):
+                seconds = time.perf_counter() - self.t
+                stages.summary.stage_seconds[name] = round(seconds, 2)
+                if exc[0] is None:
+                    stages.say(f"[{name}] done in {seconds:.1f}s")
+
+        return _Timer()
+
+
+def already_published(con: duckdb.DuckDBPyConnection, as_of: date, cfg: Settings) -> str | None:
+    """The run that published ``as_of`` with the current champion, if its scores are still what is served."""
+    try:
+        row = con.execute(
+            """select max(h.run_id) from ml.visitor_propensity_score_history h
+               join ml.model_registry r on r.model_version = h.model_version and r.status = 'champion'
+               where h.as_of_date = ?""",
+            [as_of],
+        ).fetchone()
+    except duckdb.CatalogException:
+        return None
+    return row[0] if row and row[0] and cfg.serving_path.exists() else None
+
+
+def run_nightly(
+    cfg: Settings,
+    as_of: date | None = None,
+    files: list | None = None,
+    say: Callable[[str], None] = print,
+    force: bool = False,
+) -> RunSummary:
+    summary = RunSummary(run_id=new_run_id())
+    stages = Stages(summary, say)
+    started = datetime.now(UTC).replace(tzinfo=None)
+    try:
+        with stages.timed("ingest"), warehouse.session(cfg.warehouse_path) as con:
+            result = ingest.ingest(con, files or ingest.landing_files(cfg.landing_dir), summary.run_id, cfg.landing_dir)
+            summary.rows_ingested, summary.files_loaded = result.rows_loaded, len(result.files_loaded)
+            say(
+                f"  {len(result.files_loaded)} new file(s), {result.rows_loaded:,} rows loaded, "
+                f"{result.duplicates_dropped:,} duplicates dropped, {len(result.files_skipped)} already loaded"
+            )
+            summary.as_of = as_of or latest_as_of(con)
+            build_dates = feature_dates_to_build(con, summary.as_of, cfg)
+            previous = None if force or result.rows_loaded else already_published(con, summary.as_of, cfg)
+            retrain = retrain_due(con, summary.as_of, cfg)
+        if previous and not retrain:
+            say(f"nothing new since run {previous}: scores as of {summary.as_of} stay as published (--force reruns)")
+            summary.run_id = previous
+            return summary
+        say(f"as-of date {summary.as_of}; building features for {', '.join(map(str, build_dates))}")
+        with stages.timed("dbt build"):
+            run_dbt(cfg, ["build"], dbt_vars(summary.as_of, build_dates, cfg), progress=say)
+        with warehouse.session(cfg.warehouse_path) as con:
+            if retrain:
+                with stages.timed("train"):
+                    folder, meta = train.train(con, summary.as_of, cfg, progress=say)
+                    summary.trained = meta.version
+                with stages.timed("promote"):
+                    summary.promoted = train.promote_if_better(con, meta, cfg, say)
+            model = registry.load_champion(con)
+            if model is None:
+                raise RuntimeError("no champion model to score with (training has not produced one yet)")
+            summary.model_version = model.meta.version
+            with stages.timed("score"):
+                scores = score.score(con, model, summary.as_of, summary.run_id, cfg.score_batch_rows, cfg.threads)
+                summary.visitors_scored = scores.num_rows
+            with stages.timed("publish"):
+                publish.write_history(con, scores, summary.as_of)
+                publish.publish_serving(con, cfg.serving_path, summary.as_of, summary.run_id)
+            _log_run(con, summary, started, "succeeded", None)
+    except BaseException as exc:
+        _log_failure(cfg, summary, started, exc)
+        raise
+    return summary
+
+
+def _log_run(con, summary: RunSummary, started: datetime, status: str, error: str | None) -> None:
+    con.execute(RUN_LOG_DDL)
+    con.execute(
+        "insert or replace into ml.run_log values (?, ?, ?, now(), ?, ?, ?, ?, ?, ?)",
+        [summary.run_id, summary.as_of, started, status, error, json.dumps(summary.stage_seconds),
+         summary.rows_ingested, summary.visitors_scored, summary.model_version],
+    )  # fmt: skip
+
+
+def _log_failure(cfg: Settings, summary: RunSummary, started: datetime, exc: BaseException) -> None:
+    """Best effort: a failure is recorded if the warehouse can be opened; the original error always wins."""
+    try:
+        with warehouse.session(cfg.warehouse_path) as con:
+            message = f"{type(exc).__name__}: {exc}"
+            _log_run(con, summary, started, "failed", message[:4000] + "\n" + traceback.format_exc(limit=3)[-2000:])
+    except Exception:  # noqa: BLE001, S110 - logging the failure must not hide the failure
+        pass
+
+
+__all__ = ["run_nightly", "RunSummary", "DAY_MS"]

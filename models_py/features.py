@@ -1,0 +1,91 @@
+"""Features and labels out of the warehouse as Arrow, into the float matrices XGBoost takes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+FEATURES_TABLE = "marts.fct_visitor_features"
+LABELS_TABLE = "marts.fct_visitor_labels"
+KEYS = ("as_of_date", "visitor_id")
+
+# The seed's 14 features, under their exact names (its on-demand payload uses them).
+SEED_FEATURES = (
+    "total_events_30d", "num_views_30d", "num_addtocart_30d", "num_unique_items_30d",
+    "total_events_7d", "num_views_7d", "num_addtocart_7d", "num_unique_items_7d",
+    "total_events_1d", "num_views_1d", "num_addtocart_1d", "num_unique_items_1d",
+    "days_since_last_event", "add_to_cart_rate_7d",
+)  # fmt: skip
+
+
+def product_features(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Every feature column of the mart, in its order: the seed's 14 first, then the product's."""
+    cols = [r[0] for r in con.execute(f"select * from {FEATURES_TABLE} limit 0").description]
+    return [c for c in cols if c not in KEYS]
+
+
+def to_matrix(table: pa.Table, features: list[str]) -> np.ndarray:
+    """Float32 matrix, nulls as NaN (XGBoost learns a direction for missing values)."""
+    out = np.empty((table.num_rows, len(features)), dtype=np.float32)
+    for j, name in enumerate(features):
+        col = table[name].cast(pa.float64())
+        out[:, j] = col.to_numpy(zero_copy_only=False)  # nulls become NaN
+    return out
+
+
+@dataclass
+class LabelledSet:
+    as_of_dates: list[date]
+    visitor_id: np.ndarray
+    as_of: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+
+
+def labelled(con: duckdb.DuckDBPyConnection, dates: list[date], features: list[str]) -> LabelledSet:
+    """Feature rows of complete-label cut-offs with their labels."""
+    cols = ", ".join(f"f.{c}" for c in features)
+    table = con.execute(
+        f"""select f.as_of_date, f.visitor_id, {cols}, l.has_purchased
+            from {FEATURES_TABLE} f
+            join {LABELS_TABLE} l using (as_of_date, visitor_id)
+            where f.as_of_date in (select unnest(?::date[])) and l.is_label_complete
+            order by f.as_of_date, f.visitor_id""",
+        [dates],
+    ).arrow()
+    if hasattr(table, "read_all"):
+        table = table.read_all()
+    return LabelledSet(
+        as_of_dates=dates,
+        visitor_id=table["visitor_id"].to_numpy(),
+        as_of=table["as_of_date"].to_numpy(zero_copy_only=False),
+        x=to_matrix(table, features),
+        y=table["has_purchased"].to_numpy().astype(np.int8),
+    )
+
+
+def labelled_dates(con: duckdb.DuckDBPyConnection, before: date, horizon_days: int) -> list[date]:
+    """As-of dates whose labels are complete and whose windows end by ``before`` (never peek at the future)."""
+    rows = con.execute(
+        f"""select as_of_date from {LABELS_TABLE}
+            group by 1 having bool_and(is_label_complete)
+               and as_of_date + to_days(?) <= ?::date
+            order by 1""",
+        [horizon_days, before],
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def batches_to_score(
+    con: duckdb.DuckDBPyConnection, as_of: date, features: list[str], batch_rows: int
+) -> Iterator[pa.RecordBatch]:
+    cols = ", ".join(features)
+    reader = con.execute(
+        f"select visitor_id, {cols} from {FEATURES_TABLE} where as_of_date = ? order by visitor_id", [as_of]
+    ).to_arrow_reader(batch_rows)
+    yield from reader

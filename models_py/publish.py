@@ -1,0 +1,74 @@
+"""Write scores back: history in the warehouse, and a serving file swapped in atomically for readers."""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+HISTORY_TABLE = "ml.visitor_propensity_score_history"
+HISTORY_DDL = f"""
+create schema if not exists ml;
+create table if not exists {HISTORY_TABLE} (
+    visitor_id bigint not null,
+    as_of_date date not null,
+    propensity double not null,
+    decile tinyint not null,
+    segment varchar not null,
+    reason_1 varchar,
+    reason_2 varchar,
+    reason_3 varchar,
+    model_version varchar not null,
+    run_id varchar not null,
+    scored_at timestamp not null
+);
+"""
+
+
+def write_history(con: duckdb.DuckDBPyConnection, scores: pa.Table, as_of: date) -> None:
+    """Replace the as-of date's rows in one transaction: a rerun never duplicates a day."""
+    con.execute(HISTORY_DDL)
+    con.register("new_scores", scores)
+    con.begin()
+    try:
+        con.execute(f"delete from {HISTORY_TABLE} where as_of_date = ?", [as_of])
+        con.execute(f"insert into {HISTORY_TABLE} by name select * from new_scores")
+        con.commit()
+    except BaseException:
+        con.rollback()
+        raise
+    finally:
+        con.unregister("new_scores")
+
+
+def publish_serving(con: duckdb.DuckDBPyConnection, serving_path: Path, as_of: date, run_id: str) -> Path:
+    """Build the marketing file under a temporary name from the warehouse, then rename it over the old one.
+
+    A reader holding the old file keeps its (old, complete) copy; the next reader opens the new one. Nothing of
+    the warehouse itself is ever exposed, so readers never block the nightly job.
+    """
+    serving_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = serving_path.with_name(f".{serving_path.name}.{run_id}.tmp")
+    tmp.unlink(missing_ok=True)
+    con.execute(f"attach '{tmp}' as serving_new")
+    try:
+        con.execute(
+            f"""create table serving_new.visitor_propensity_scores as
+                select visitor_id, as_of_date, propensity, decile, segment, reason_1, reason_2, reason_3,
+                       model_version, run_id, scored_at
+                from {HISTORY_TABLE} where as_of_date = ? order by visitor_id""",
+            [as_of],
+        )
+        con.execute(
+            f"""create table serving_new.visitor_propensity_score_history as
+                select * from {HISTORY_TABLE} order by as_of_date, visitor_id"""
+        )
+    finally:
+        con.execute("detach serving_new")
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, serving_path)
+    return serving_path

@@ -1,0 +1,174 @@
+"""Model artifacts (XGBoost JSON + metadata, no pickle) and the registry table that says which one scores."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import duckdb
+import xgboost as xgb
+
+from models_py.calibration import Calibration
+
+REGISTRY_DDL = """
+create schema if not exists ml;
+create table if not exists ml.model_registry (
+    model_version varchar primary key,
+    trained_at timestamp,
+    as_of_date date,
+    training_from date,
+    training_to date,
+    validation_as_of_date date,
+    feature_list varchar,
+    feature_hash varchar,
+    artifact_path varchar,
+    artifact_sha256 varchar,
+    metrics_json varchar,
+    status varchar,
+    status_changed_at timestamp
+);
+"""
+
+
+CHAMPION_POINTER = "champion.json"
+
+
+class ArtifactError(RuntimeError):
+    """A model artifact that is missing or whose bytes are not the ones registered."""
+
+
+@dataclass
+class ModelMetadata:
+    version: str
+    trained_at: str
+    as_of_date: str
+    training_as_of_dates: list[str]
+    validation_as_of_date: str
+    features: list[str]
+    feature_hash: str
+    params: dict
+    best_iteration: int
+    threshold: float
+    calibration: dict
+    metrics: dict
+    artifact_sha256: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class LoadedModel:
+    meta: ModelMetadata
+    booster: xgb.Booster
+    calibration: Calibration
+
+
+def feature_hash(features: list[str]) -> str:
+    return hashlib.sha256(",".join(features).encode()).hexdigest()[:16]
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def save(models_dir: Path, booster: xgb.Booster, meta: ModelMetadata) -> Path:
+    folder = models_dir / meta.version
+    folder.mkdir(parents=True, exist_ok=True)
+    model_path = folder / "model.json"
+    booster.save_model(model_path)
+    meta.artifact_sha256 = file_sha256(model_path)
+    (folder / "metadata.json").write_text(json.dumps(asdict(meta), indent=2, default=str) + "\n")
+    return folder
+
+
+def load(folder: Path, expected_sha256: str | None = None) -> LoadedModel:
+    model_path, meta_path = folder / "model.json", folder / "metadata.json"
+    if not model_path.is_file() or not meta_path.is_file():
+        raise ArtifactError(f"model artifact missing in {folder}")
+    meta = ModelMetadata(**json.loads(meta_path.read_text()))
+    actual = file_sha256(model_path)
+    for expected in filter(None, (expected_sha256, meta.artifact_sha256)):
+        if actual != expected:
+            raise ArtifactError(
+                f"refusing model {meta.version}: {model_path} has sha256 {actual[:16]}..., "
+                f"registered {expected[:16]}... (the file was changed or corrupted)"
+            )
+    booster = xgb.Booster()
+    booster.load_model(model_path)
+    return LoadedModel(meta=meta, booster=booster, calibration=Calibration(**meta.calibration))
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(REGISTRY_DDL)
+
+
+def register(con: duckdb.DuckDBPyConnection, folder: Path, meta: ModelMetadata, status: str = "challenger") -> None:
+    ensure_schema(con)
+    con.execute(
+        """insert or replace into ml.model_registry values
+           (?, ?::timestamp, ?::date, ?::date, ?::date, ?::date, ?, ?, ?, ?, ?, ?, now())""",
+        [meta.version, meta.trained_at, meta.as_of_date, min(meta.training_as_of_dates),
+         max(meta.training_as_of_dates), meta.validation_as_of_date, ",".join(meta.features), meta.feature_hash,
+         str(folder), meta.artifact_sha256, json.dumps(meta.metrics), status],
+    )  # fmt: skip
+
+
+def champion(con: duckdb.DuckDBPyConnection) -> tuple[str, Path, str] | None:
+    ensure_schema(con)
+    row = con.execute(
+        "select model_version, artifact_path, artifact_sha256 from ml.model_registry where status = 'champion'"
+    ).fetchone()
+    return (row[0], Path(row[1]), row[2]) if row else None
+
+
+def load_champion(con: duckdb.DuckDBPyConnection) -> LoadedModel | None:
+    found = champion(con)
+    if not found:
+        return None
+    _, folder, sha = found
+    return load(folder, sha)
+
+
+def set_champion(con: duckdb.DuckDBPyConnection, version: str) -> None:
+    """Make ``version`` the champion (its artifact must verify); the old champion is retired."""
+    ensure_schema(con)
+    row = con.execute(
+        "select artifact_path, artifact_sha256 from ml.model_registry where model_version = ?", [version]
+    ).fetchone()
+    if not row:
+        raise ArtifactError(f"no model {version} in the registry")
+    folder = Path(row[0])
+    load(folder, row[1])  # refuses a tampered artifact
+    con.execute(
+        "update ml.model_registry set status = 'retired', status_changed_at = now() "
+        "where status = 'champion' and model_version <> ?",
+        [version],
+    )
+    con.execute(
+        "update ml.model_registry set status = 'champion', status_changed_at = now() where model_version = ?",
+        [version],
+    )
+    # A pointer beside the artifacts, so on-demand scoring never has to open (and lock) the warehouse.
+    pointer = folder.parent / CHAMPION_POINTER
+    tmp = pointer.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"model_version": version, "artifact_sha256": row[1]}) + "\n")
+    tmp.replace(pointer)
+
+
+def load_pointed_champion(models_dir: Path) -> LoadedModel | None:
+    """The champion as named by its pointer file (verified against its registered hash)."""
+    pointer = models_dir / CHAMPION_POINTER
+    if not pointer.is_file():
+        return None
+    named = json.loads(pointer.read_text())
+    return load(models_dir / named["model_version"], named["artifact_sha256"])
+
+
+def previous_champion(con: duckdb.DuckDBPyConnection) -> str | None:
+    """The most recently retired model: what `propensity rollback` goes back to."""
+    ensure_schema(con)
+    row = con.execute(
+        "select model_version from ml.model_registry where status = 'retired' order by status_changed_at desc limit 1"
+    ).fetchone()
+    return row[0] if row else None

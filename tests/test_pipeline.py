@@ -1,0 +1,190 @@
+"""The nightly job end to end on the small world: what marketing reads, reruns, readers, bad input."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from jobs.nightly import run_nightly
+from models_py import registry
+from models_py.config import settings
+from models_py.events_file import HEADER
+from models_py.shop_clock import day_start_ms
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _serving(cfg) -> duckdb.DuckDBPyConnection:
+    return duckdb.connect(str(cfg.serving_path), read_only=True)
+
+
+def _cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "jobs", *args], input=stdin, capture_output=True, text=True, timeout=600
+    )
+
+
+def test_serving_has_one_calibrated_row_per_eligible_visitor(pipeline) -> None:
+    cfg, summary = pipeline
+    with duckdb.connect(str(cfg.warehouse_path), read_only=True) as wh:
+        eligible = wh.execute(
+            "select count(distinct visitorid) from raw.events where timestamp < ?", [day_start_ms(summary.as_of)]
+        ).fetchone()[0]
+        champion = wh.execute("select model_version from ml.model_registry where status = 'champion'").fetchone()[0]
+    with _serving(cfg) as con:
+        n, distinct, lo, hi, dates, versions, deciles = con.execute(
+            """select count(*), count(distinct visitor_id), min(propensity), max(propensity),
+                      count(distinct as_of_date), list(distinct model_version), count(distinct decile)
+               from visitor_propensity_scores"""
+        ).fetchone()
+        cols = [r[0] for r in con.execute("describe visitor_propensity_scores").fetchall()]
+    assert n == distinct == eligible == summary.visitors_scored
+    assert 0.0 <= lo <= hi <= 1.0
+    assert dates == 1 and versions == [champion] and deciles == 10
+    for col in ("visitor_id", "as_of_date", "propensity", "decile", "segment", "model_version", "run_id", "scored_at"):
+        assert col in cols
+
+
+def test_rerun_of_the_same_day_changes_nothing_and_forced_rerun_replaces(pipeline) -> None:
+    cfg, summary = pipeline
+    before = _sha(cfg.serving_path)
+    again = run_nightly(cfg, say=lambda _: None)
+    assert again.run_id == summary.run_id and _sha(cfg.serving_path) == before
+    query = "select visitor_id, propensity, decile, segment, model_version from visitor_propensity_scores order by 1"
+    with _serving(cfg) as con:
+        scores_before = con.execute(query).fetchall()
+    forced = run_nightly(cfg, say=lambda _: None, force=True)
+    with _serving(cfg) as con:
+        assert con.execute(query).fetchall() == scores_before  # same model, same rows
+    with duckdb.connect(str(cfg.warehouse_path), read_only=True) as wh:
+        rows, runs, diff = wh.execute(
+            """select count(*), count(distinct run_id),
+                      count(*) filter (where propensity < 0 or propensity > 1)
+               from ml.visitor_propensity_score_history h where as_of_date = ?""",
+            [summary.as_of],
+        ).fetchone()
+    assert rows == summary.visitors_scored and runs == 1 and diff == 0 and forced.run_id != summary.run_id
+    with _serving(cfg) as con:
+        assert con.execute("select any_value(run_id) from visitor_propensity_scores").fetchone()[0] == forced.run_id
+
+
+def test_a_reader_holding_the_serving_file_keeps_working_across_a_publish(pipeline) -> None:
+    cfg, _ = pipeline
+    reader = _serving(cfg)
+    before = reader.execute("select count(*), sum(propensity) from visitor_propensity_scores").fetchone()
+    run_nightly(cfg, say=lambda _: None, force=True)  # publishes while the reader holds the file
+    assert reader.execute("select count(*), sum(propensity) from visitor_propensity_scores").fetchone() == before
+    reader.close()
+    with _serving(cfg) as fresh:
+        assert fresh.execute("select count(*) from visitor_propensity_scores").fetchone()[0] == before[0]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [HEADER + "\n1442548800000,1,view,2,\n1442548800001,1,vi", HEADER + "\n1442548800000,1,click,2,\n"],
+    ids=["truncated", "unknown-event"],
+)
+def test_a_corrupted_landing_file_fails_the_run_and_changes_nothing(pipeline, body: str) -> None:
+    cfg, _ = pipeline
+    bad = cfg.landing_dir / "events_2015-09-18.csv"
+    bad.write_text(body)
+    served = _sha(cfg.serving_path)
+    with duckdb.connect(str(cfg.warehouse_path), read_only=True) as wh:
+        rows = wh.execute("select count(*) from raw.events").fetchone()[0]
+    try:
+        result = _cli("nightly")
+    finally:
+        bad.unlink()
+    assert result.returncode == 2, result.stderr
+    assert "events_2015-09-18.csv" in result.stderr and "line" in result.stderr
+    assert _sha(cfg.serving_path) == served
+    with duckdb.connect(str(cfg.warehouse_path), read_only=True) as wh:
+        assert wh.execute("select count(*) from raw.events").fetchone()[0] == rows
+
+
+def test_features_ignore_events_at_or_after_the_cutoff(pipeline, tmp_path: Path, monkeypatch) -> None:
+    """Plant events exactly at and after a past cut-off, rebuild that cut-off: its features must not move."""
+    from models_py.dbt_runner import run_dbt
+
+    cfg, summary = pipeline
+    copy = tmp_path / "wh.duckdb"
+    shutil.copy(cfg.warehouse_path, copy)
+    monkeypatch.setenv("PROPENSITY_WAREHOUSE", str(copy))
+    cfg2 = settings()
+    with duckdb.connect(str(copy)) as con:
+        as_of = con.execute("select min(as_of_date) from marts.fct_visitor_features").fetchone()[0]
+        cutoff = day_start_ms(as_of)
+        before = con.execute(
+            "select * exclude (as_of_date) from marts.fct_visitor_features where as_of_date = ? order by visitor_id",
+            [as_of],
+        ).fetchall()
+        con.execute(
+            """insert into raw.events
+               select ? + k * 3600000, visitor_id, e, 1, case when e = 'transaction' then 990000 + k end
+               from (select visitor_id from marts.fct_visitor_features where as_of_date = ? limit 50),
+                    range(0, 3) r(k), (values ('view'), ('addtocart'), ('transaction')) v(e)""",
+            [cutoff, as_of],
+        )
+    run_dbt(cfg2, ["run", "-s", "+fct_visitor_features"], {"as_of_date": str(as_of), "history_cutoffs": 0})
+    with duckdb.connect(str(copy), read_only=True) as con:
+        after = con.execute(
+            "select * exclude (as_of_date) from marts.fct_visitor_features where as_of_date = ? order by visitor_id",
+            [as_of],
+        ).fetchall()
+    assert len(after) == len(before)
+
+    def same(a, b) -> bool:  # floats may differ in the last bit (parallel summation order), nothing more
+        return a == b or (isinstance(a, float) and isinstance(b, float) and math.isclose(a, b, rel_tol=1e-9))
+
+    diffs = [
+        (i, j, a, b)
+        for i, (ra, rb) in enumerate(zip(after, before, strict=True))
+        for j, (a, b) in enumerate(zip(ra, rb, strict=True))
+    ]
+    assert not [d for d in diffs if not same(d[2], d[3])][:5]
+
+
+def test_predict_takes_the_seed_payload_and_names_bad_fields(pipeline) -> None:
+    payload = {
+        "features": {
+            "total_events_30d": 50, "num_views_30d": 40, "num_addtocart_30d": 10, "num_unique_items_30d": 20,
+            "total_events_7d": 25, "num_views_7d": 20, "num_addtocart_7d": 5, "num_unique_items_7d": 10,
+            "total_events_1d": 8, "num_views_1d": 7, "num_addtocart_1d": 1, "num_unique_items_1d": 4,
+            "days_since_last_event": 0, "add_to_cart_rate_7d": 0.25,
+        },
+        "visitorid": 123,
+    }  # fmt: skip
+    ok = _cli("predict", stdin=json.dumps(payload))
+    assert ok.returncode == 0, ok.stderr
+    out = json.loads(ok.stdout)
+    assert out["visitorid"] == 123 and 0.0 <= out["propensity_to_buy"] <= 1.0
+    del payload["features"]["num_views_7d"]
+    missing = _cli("predict", stdin=json.dumps(payload))
+    assert missing.returncode == 2 and "num_views_7d" in missing.stderr
+    payload["features"]["num_views_7d"] = "twenty"
+    wrong = _cli("predict", stdin=json.dumps(payload))
+    assert wrong.returncode == 2 and "num_views_7d" in wrong.stderr and "number" in wrong.stderr
+
+
+def test_a_tampered_model_artifact_is_refused(pipeline, tmp_path: Path) -> None:
+    cfg, _ = pipeline
+    with duckdb.connect(str(cfg.warehouse_path), read_only=True) as wh:
+        version, folder, sha = wh.execute(
+            "select model_version, artifact_path, artifact_sha256 from ml.model_registry where status = 'champion'"
+        ).fetchone()
+    copy = tmp_path / version
+    shutil.copytree(folder, copy)
+    (copy / "model.json").write_text((copy / "model.json").read_text().replace('"base_score"', '"base_score" '))
+    with pytest.raises(registry.ArtifactError, match="refusing model"):
+        registry.load(copy, sha)
+    assert registry.load(Path(folder), sha).meta.version == version
