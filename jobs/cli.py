@@ -142,6 +142,21 @@ def _fail(exc: BaseException) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _alert(message: str, exit_code: int) -> None:
+    """Run the operator's PROPENSITY_ON_FAILURE command (mail, chat webhook...) with the error in its environment."""
+    import os
+    import subprocess
+
+    command = os.environ.get("PROPENSITY_ON_FAILURE")
+    if not command:
+        return
+    env = {**os.environ, "PROPENSITY_ERROR": message[:4000], "PROPENSITY_EXIT_CODE": str(exit_code)}
+    try:
+        subprocess.run(command, shell=True, env=env, timeout=60, check=False)  # noqa: S602 - the operator's own command
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        _say(f"warning: the failure hook did not run: {exc}")
+
+
 def _as_of(value: str | None) -> date | None:
     if value is None:
         return None
@@ -269,7 +284,9 @@ def nightly(
     try:
         s = run_nightly(cfg, as_of=_as_of(as_of), say=_say, force=force)
     except Exception as exc:  # noqa: BLE001
-        raise _fail(exc) from exc
+        failure = _fail(exc)
+        _alert(str(exc), failure.exit_code)
+        raise failure from exc
     stages = ", ".join(f"{k} {v:.1f}s" for k, v in s.stage_seconds.items())
     trained = ""
     if s.trained:

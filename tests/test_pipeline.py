@@ -5,12 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pytest
 
 from jobs.nightly import run_nightly
@@ -28,9 +30,14 @@ def _serving(cfg) -> duckdb.DuckDBPyConnection:
     return duckdb.connect(str(cfg.serving_path), read_only=True)
 
 
-def _cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+def _cli(*args: str, stdin: str | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "jobs", *args], input=stdin, capture_output=True, text=True, timeout=600
+        [sys.executable, "-m", "jobs", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -94,7 +101,7 @@ def test_a_reader_holding_the_serving_file_keeps_working_across_a_publish(pipeli
     [HEADER + "\n1442548800000,1,view,2,\n1442548800001,1,vi", HEADER + "\n1442548800000,1,click,2,\n"],
     ids=["truncated", "unknown-event"],
 )
-def test_a_corrupted_landing_file_fails_the_run_and_changes_nothing(pipeline, body: str) -> None:
+def test_a_corrupted_landing_file_fails_the_run_and_changes_nothing(pipeline, body: str, tmp_path: Path) -> None:
     cfg, _ = pipeline
     bad = cfg.landing_dir / "events_2015-09-18.csv"
     bad.write_text(body)
@@ -102,10 +109,14 @@ def test_a_corrupted_landing_file_fails_the_run_and_changes_nothing(pipeline, bo
     with duckdb.connect(str(cfg.warehouse_path), read_only=True) as wh:
         rows = wh.execute("select count(*) from raw.events").fetchone()[0]
     try:
-        result = _cli("nightly")
+        alert = tmp_path / "alert.txt"
+        result = _cli(
+            "nightly", env={"PROPENSITY_ON_FAILURE": f'echo "$PROPENSITY_EXIT_CODE $PROPENSITY_ERROR" > {alert}'}
+        )
     finally:
         bad.unlink()
     assert result.returncode == 2, result.stderr
+    assert alert.read_text().startswith("2 ") and "events_2015-09-18.csv" in alert.read_text()
     assert "events_2015-09-18.csv" in result.stderr and "line" in result.stderr
     assert _sha(cfg.serving_path) == served
     with duckdb.connect(str(cfg.warehouse_path), read_only=True) as wh:
@@ -188,3 +199,31 @@ def test_a_tampered_model_artifact_is_refused(pipeline, tmp_path: Path) -> None:
     with pytest.raises(registry.ArtifactError, match="refusing model"):
         registry.load(copy, sha)
     assert registry.load(Path(folder), sha).meta.version == version
+
+
+def test_reason_codes_are_the_largest_contributions_in_order() -> None:
+    from models_py.score import _top_reasons
+
+    contrib = np.array([[0.1, 3.0, -1.0, 2.0, 0.5], [5.0, 4.0, 3.0, 2.0, 1.0], [-1.0, -2.0, -0.5, -3.0, 0.0]])
+    assert _top_reasons(contrib).tolist() == [[1, 3, 4], [0, 1, 2], [4, 2, 0]]
+
+
+def test_scores_from_contributions_equal_the_models_predictions(pipeline) -> None:
+    """score() derives probabilities from the contributions' sum; it must be the model's own prediction."""
+    import xgboost as xgb
+
+    from models_py import score as score_mod
+    from models_py.features import to_matrix
+
+    cfg, summary = pipeline
+    model = registry.load_pointed_champion(cfg.models_dir)
+    with duckdb.connect(str(cfg.warehouse_path), read_only=True) as con:
+        scores = score_mod.score(con, model, summary.as_of, "check", 5_000, 2).sort_by("visitor_id")
+        cols = ", ".join(model.meta.features)
+        table = con.execute(
+            f"select {cols} from marts.fct_visitor_features where as_of_date = ? order by visitor_id", [summary.as_of]
+        ).arrow()
+        if hasattr(table, "read_all"):
+            table = table.read_all()
+    raw = model.booster.predict(xgb.DMatrix(to_matrix(table, model.meta.features), feature_names=model.meta.features))
+    np.testing.assert_allclose(scores["propensity"].to_numpy(), model.calibration.apply(raw), atol=1e-5)
