@@ -118,7 +118,7 @@ def verify_events(path: Path = typer.Argument(..., help="An events.csv (real or 
         )
 
 
-EXIT_FAILED, EXIT_BAD_INPUT, EXIT_BUSY = 1, 2, 3
+EXIT_FAILED, EXIT_BAD_INPUT, EXIT_BUSY, EXIT_GATE = 1, 2, 3, 4
 
 
 def _fail(exc: BaseException) -> typer.Exit:
@@ -128,10 +128,13 @@ def _fail(exc: BaseException) -> typer.Exit:
     from models_py.ingest import IngestError
     from models_py.registry import ArtifactError
     from models_py.train import TrainingError
+    from models_py.validate import GateFailed
     from models_py.warehouse import WarehouseBusyError
 
     code = EXIT_FAILED
-    if isinstance(exc, EventsFileError | IngestError | ValueError):  # PayloadError is a ValueError
+    if isinstance(exc, GateFailed):
+        code = EXIT_GATE
+    elif isinstance(exc, EventsFileError | IngestError | ValueError):  # PayloadError is a ValueError
         code = EXIT_BAD_INPUT
     elif isinstance(exc, WarehouseBusyError):
         code = EXIT_BUSY

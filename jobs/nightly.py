@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import duckdb
 
-from models_py import ingest, publish, registry, score, train, warehouse
+from models_py import ingest, publish, registry, score, train, validate, warehouse
 from models_py.config import Settings
 from models_py.dbt_runner import run_dbt
 from models_py.shop_clock import DAY_MS, shop_day
@@ -87,6 +87,20 @@ def dbt_vars(as_of: date, build_dates: list[date], cfg: Settings) -> dict:
     }
 
 
+def previous_scores(con: duckdb.DuckDBPyConnection, as_of: date) -> tuple[int, float] | None:
+    """Row count and mean propensity of the last scored day before ``as_of`` (what tonight is compared with)."""
+    try:
+        row = con.execute(
+            """select count(*), avg(propensity) from ml.visitor_propensity_score_history
+               where as_of_date = (select max(as_of_date) from ml.visitor_propensity_score_history
+                                   where as_of_date < ?)""",
+            [as_of],
+        ).fetchone()
+    except duckdb.CatalogException:
+        return None
+    return (row[0], row[1]) if row and row[0] else None
+
+
 def retrain_due(con: duckdb.DuckDBPyConnection, as_of: date, cfg: Settings) -> bool:
     registry.ensure_schema(con)
     row = con.execute("select max(as_of_date) from ml.model_registry").fetchone()
@@ -142,7 +156,20 @@ def run_nightly(
     started = datetime.now(UTC).replace(tzinfo=None)
     try:
         with stages.timed("ingest"), warehouse.session(cfg.warehouse_path) as con:
-            result = ingest.ingest(con, files or ingest.landing_files(cfg.landing_dir), summary.run_id, cfg.landing_dir)
+            outcomes: list[validate.Outcome] = []
+
+            def gate(parsed: list) -> None:
+                outcomes.extend(
+                    validate.run_suite(
+                        "raw_events", validate.incoming_events_frame(parsed), {"now_ms": int(time.time() * 1000)}
+                    )
+                )
+                validate.record(con, summary.run_id, outcomes)
+                validate.raise_if_failed(outcomes, "tonight's landing files")
+
+            result = ingest.ingest(
+                con, files or ingest.landing_files(cfg.landing_dir), summary.run_id, cfg.landing_dir, gate=gate
+            )
             summary.rows_ingested, summary.files_loaded = result.rows_loaded, len(result.files_loaded)
             say(
                 f"  {len(result.files_loaded)} new file(s), {result.rows_loaded:,} rows loaded, "
@@ -170,9 +197,40 @@ def run_nightly(
             if model is None:
                 raise RuntimeError("no champion model to score with (training has not produced one yet)")
             summary.model_version = model.meta.version
+            previous = previous_scores(con, summary.as_of)
+            with stages.timed("validate features"):
+                columns = ", ".join(validate.suite_columns("visitor_features"))
+                features = con.execute(
+                    f"select {columns} from marts.fct_visitor_features where as_of_date = ?", [summary.as_of]
+                ).arrow()
+                features = features.read_all() if hasattr(features, "read_all") else features
+                rows_before = previous[0] if previous else 1
+                tolerance = cfg.row_count_tolerance
+                gate_features = validate.run_suite(
+                    "visitor_features",
+                    features.to_pandas(),
+                    {"min_rows": int(rows_before * (1 - tolerance)), "max_rows": int(rows_before * (1 + tolerance))}
+                    if previous
+                    else {"min_rows": 1, "max_rows": 10**12},
+                )
+                validate.record(con, summary.run_id, gate_features)
+                validate.raise_if_failed(gate_features, f"features as of {summary.as_of}")
             with stages.timed("score"):
                 scores = score.score(con, model, summary.as_of, summary.run_id, cfg.score_batch_rows, cfg.threads)
                 summary.visitors_scored = scores.num_rows
+            with stages.timed("validate scores"):
+                mean_before = previous[1] if previous else None
+                gate_scores = validate.run_suite(
+                    "visitor_scores",
+                    scores.select(["visitor_id", "propensity", "decile"]).to_pandas(),
+                    {
+                        "eligible_visitors": features.num_rows,
+                        "min_mean": mean_before / cfg.score_mean_ratio_limit if mean_before else 0.0,
+                        "max_mean": mean_before * cfg.score_mean_ratio_limit if mean_before else 1.0,
+                    },
+                )
+                validate.record(con, summary.run_id, gate_scores)
+                validate.raise_if_failed(gate_scores, f"scores as of {summary.as_of}")
             with stages.timed("publish"):
                 publish.write_history(con, scores, summary.as_of)
                 publish.publish_serving(con, cfg.serving_path, summary.as_of, summary.run_id)

@@ -42,6 +42,9 @@ class Settings:
     cutoff_step_days: int = field(default_factory=lambda: _int("PROPENSITY_CUTOFF_STEP_DAYS", 7))
     retrain_every_days: int = field(default_factory=lambda: _int("PROPENSITY_RETRAIN_EVERY_DAYS", 7))
     promotion_margin: float = field(default_factory=lambda: _float("PROPENSITY_PROMOTION_MARGIN", 0.002))
+    # Gates: tonight's population may differ from the last scored day's by this share, its mean score by this factor.
+    row_count_tolerance: float = field(default_factory=lambda: _float("PROPENSITY_ROW_COUNT_TOLERANCE", 0.25))
+    score_mean_ratio_limit: float = field(default_factory=lambda: _float("PROPENSITY_SCORE_MEAN_RATIO_LIMIT", 2.0))
     score_batch_rows: int = field(default_factory=lambda: _int("PROPENSITY_SCORE_BATCH_ROWS", 250_000))
     threads: int = field(default_factory=lambda: _int("PROPENSITY_THREADS", os.cpu_count() or 2))
 

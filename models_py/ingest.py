@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,8 +40,14 @@ def landing_files(landing: Path) -> list[Path]:
     return sorted(p for p in landing.glob("events*.csv") if p.is_file())
 
 
-def ingest(con: duckdb.DuckDBPyConnection, files: list[Path], run_id: str, landing: Path | None = None) -> IngestResult:
-    """Validate every new file first, then load them all in one transaction: a bad file loads nothing."""
+def ingest(
+    con: duckdb.DuckDBPyConnection,
+    files: list[Path],
+    run_id: str,
+    landing: Path | None = None,
+    gate: Callable[[list[tuple[Path, pa.Table]]], None] | None = None,
+) -> IngestResult:
+    """Validate every new file first (parser, then ``gate``), then load them all in one transaction."""
     from models_py.warehouse import ensure_raw_schema
 
     ensure_raw_schema(con)
@@ -64,6 +71,8 @@ def ingest(con: duckdb.DuckDBPyConnection, files: list[Path], run_id: str, landi
             pending.append((path, digest))
 
     parsed = [(path, digest, events_file.read_events(path)) for path, digest in pending]
+    if gate and parsed:
+        gate([(path, table) for path, _, table in parsed])
     catalogue = _changed_catalogue(con, landing) if landing else []
     if not parsed and not catalogue:
         return result
