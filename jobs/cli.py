@@ -299,7 +299,8 @@ def nightly(
         f"run {s.run_id} as of {s.as_of}: {s.rows_ingested:,} new rows in, {s.visitors_scored:,} visitors scored\n"
         f"model {s.model_version}{trained}\n"
         f"time {time.perf_counter() - started:.1f}s: {stages}\n"
-        f"scores: {cfg.serving_path} (table visitor_propensity_scores), for example:\n"
+        + (f"report: {s.report}\n" if s.report else "")
+        + f"scores: {cfg.serving_path} (table visitor_propensity_scores), for example:\n"
         f"  python -c \"import duckdb; print(duckdb.connect('{cfg.serving_path}', read_only=True)"
         f".sql('{query} limit 10'))\""
     )
@@ -379,6 +380,63 @@ def oracle(
     else:
         p = table["true_probability"].to_numpy()
         typer.echo(f"{table.num_rows:,} visitors, mean true probability {p.mean():.5f}, max {p.max():.3f}")
+
+
+@app.command()
+def backtest(
+    last: int = typer.Option(None, help="Only the latest N test cut-offs (default: every one the data allows)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the machine-readable summary on standard output."),
+) -> None:
+    """Out-of-time backtest over weekly cut-offs: the product's model against the seed's models and heuristics."""
+    import json
+
+    from jobs.backtest import run_backtest
+
+    cfg = settings()
+    try:
+        summary, path = run_backtest(cfg, last, _say)
+    except Exception as exc:  # noqa: BLE001
+        raise _fail(exc) from exc
+    if as_json:
+        typer.echo(json.dumps({k: v for k, v in summary.items() if k != "curves"}, indent=1))
+    else:
+        typer.echo(backtest_table(summary))
+    _say(f"backtest {summary['run_id']}: {path} and table ml.backtest_metrics")
+
+
+def backtest_table(summary: dict) -> str:
+    columns = ("roc_auc", "auc_to_oracle", "pr_auc", "ece", "precision", "recall", "f1", "precision_at_1pct",
+               "lift_top_decile")  # fmt: skip
+    lines = [f"{len(summary['cutoffs'])} test cut-offs {summary['cutoffs'][0]}..{summary['cutoffs'][-1]}, mean +- sd",
+             f"{'model':20}" + "".join(f"{c:>19}" for c in columns)]  # fmt: skip
+    for name, body in summary["models"].items():
+        cells = []
+        for c in columns:
+            mean, sd = body["mean"].get(c), body["sd"].get(c)
+            cells.append(f"{mean:.4f} +- {sd:.4f}" if mean is not None else "-")
+        lines.append(f"{name:20}" + "".join(f"{cell:>19}" for cell in cells))
+    return "\n".join(lines)
+
+
+@app.command()
+def report() -> None:
+    """Write reports/<run>/index.html: the data, the champion, drift and the latest backtest, with PNG charts."""
+    from jobs.backtest import latest_backtest
+    from jobs.nightly import new_run_id
+    from models_py import warehouse
+    from models_py.report import write_report
+
+    cfg = settings()
+    try:
+        with warehouse.session(cfg.warehouse_path, read_only=True) as con:
+            run_id = new_run_id()
+            index = write_report(
+                con, cfg.reports_dir / run_id, cfg.models_dir, latest_backtest(cfg.reports_dir),
+                f"Purchase propensity report {run_id}",
+            )  # fmt: skip
+    except Exception as exc:  # noqa: BLE001
+        raise _fail(exc) from exc
+    typer.echo(f"report: {index}")
 
 
 @app.command()

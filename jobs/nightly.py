@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import duckdb
 
@@ -45,6 +46,7 @@ class RunSummary:
     model_version: str | None = None
     trained: str | None = None
     promoted: bool = False
+    report: Path | None = None
 
 
 def new_run_id() -> str:
@@ -234,11 +236,30 @@ def run_nightly(
             with stages.timed("publish"):
                 publish.write_history(con, scores, summary.as_of)
                 publish.publish_serving(con, cfg.serving_path, summary.as_of, summary.run_id)
+            with stages.timed("report"):
+                summary.report = refresh_report(con, cfg, summary.run_id, say)
             _log_run(con, summary, started, "succeeded", None)
     except BaseException as exc:
         _log_failure(cfg, summary, started, exc)
         raise
     return summary
+
+
+def refresh_report(
+    con: duckdb.DuckDBPyConnection, cfg: Settings, run_id: str, say: Callable[[str], None]
+) -> Path | None:
+    """The report with tonight's model and drift sections; a broken chart must not fail a published run."""
+    from jobs.backtest import latest_backtest
+    from models_py.report import write_report
+
+    try:
+        return write_report(
+            con, cfg.reports_dir / run_id, cfg.models_dir, latest_backtest(cfg.reports_dir),
+            f"Purchase propensity report, nightly run {run_id}",
+        )  # fmt: skip
+    except Exception as exc:  # noqa: BLE001
+        say(f"warning: the report was not refreshed: {type(exc).__name__}: {exc}")
+        return None
 
 
 def _log_run(con, summary: RunSummary, started: datetime, status: str, error: str | None) -> None:

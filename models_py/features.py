@@ -41,6 +41,7 @@ def to_matrix(table: pa.Table, features: list[str]) -> np.ndarray:
 @dataclass
 class LabelledSet:
     as_of_dates: list[date]
+    features: list[str]
     visitor_id: np.ndarray
     as_of: np.ndarray
     x: np.ndarray
@@ -62,6 +63,7 @@ def labelled(con: duckdb.DuckDBPyConnection, dates: list[date], features: list[s
         table = table.read_all()
     return LabelledSet(
         as_of_dates=dates,
+        features=list(features),
         visitor_id=table["visitor_id"].to_numpy(),
         as_of=table["as_of_date"].to_numpy(zero_copy_only=False),
         x=to_matrix(table, features),

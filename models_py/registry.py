@@ -29,6 +29,13 @@ create table if not exists ml.model_registry (
     status varchar,
     status_changed_at timestamp
 );
+create table if not exists ml.model_metrics (
+    model_version varchar,
+    evaluated_on date,
+    population varchar,
+    metric varchar,
+    value double
+);
 """
 
 
@@ -112,13 +119,21 @@ def register(con: duckdb.DuckDBPyConnection, folder: Path, meta: ModelMetadata, 
          max(meta.training_as_of_dates), meta.validation_as_of_date, ",".join(meta.features), meta.feature_hash,
          str(folder), meta.artifact_sha256, json.dumps(meta.metrics), status],
     )  # fmt: skip
+    # The same metrics one per row, so training runs can be compared with plain SQL.
+    con.execute("delete from ml.model_metrics where model_version = ?", [meta.version])
+    con.executemany(
+        "insert into ml.model_metrics values (?, ?::date, 'validation calibration half', ?, ?)",
+        [[meta.version, meta.validation_as_of_date, k, float(v)] for k, v in meta.metrics.items()],
+    )
 
 
 def champion(con: duckdb.DuckDBPyConnection) -> tuple[str, Path, str] | None:
-    ensure_schema(con)
-    row = con.execute(
-        "select model_version, artifact_path, artifact_sha256 from ml.model_registry where status = 'champion'"
-    ).fetchone()
+    try:  # read-only readers (the report) must not have to create the registry
+        row = con.execute(
+            "select model_version, artifact_path, artifact_sha256 from ml.model_registry where status = 'champion'"
+        ).fetchone()
+    except duckdb.CatalogException:
+        return None
     return (row[0], Path(row[1]), row[2]) if row else None
 
 

@@ -1,0 +1,98 @@
+"""The out-of-time backtest and the report, on the small world (the scale-1 numbers come from `propensity backtest`)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models_py import backtest, warehouse
+
+
+@pytest.fixture(scope="session")
+def backtested(pipeline, small_world: Path, tmp_path_factory: pytest.TempPathFactory):
+    """A copy of the pipeline's warehouse with the backtest spine built and the latest two cut-offs backtested."""
+    from jobs.backtest import run_backtest
+    from models_py.config import settings
+
+    cfg, _ = pipeline
+    root = tmp_path_factory.mktemp("backtest")
+    shutil.copytree(small_world / "truth", root / "data" / "truth")
+    shutil.copy(cfg.warehouse_path, root / "propensity.duckdb")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PROPENSITY_DATA_DIR", str(root / "data"))
+        mp.setenv("PROPENSITY_WAREHOUSE", str(root / "propensity.duckdb"))
+        mp.setenv("PROPENSITY_REPORTS_DIR", str(root / "reports"))
+        bt_cfg = settings()
+        summary, path = run_backtest(bt_cfg, last=2, say=lambda _: None)
+        yield bt_cfg, summary, path
+
+
+def test_backtest_reports_every_model_per_cutoff_with_mean_and_sd(backtested) -> None:
+    cfg, summary, path = backtested
+    assert json.loads(path.read_text())["cutoffs"] == summary["cutoffs"]
+    assert len(summary["cutoffs"]) == 2
+    assert list(summary["models"]) == list(backtest.MODELS)
+    for name, body in summary["models"].items():
+        assert [r["as_of_date"] for r in body["per_cutoff"]] == summary["cutoffs"], name
+        assert set(backtest.SUMMARY_METRICS) <= set(body["mean"]) and set(body["mean"]) == set(body["sd"])
+        for r in body["per_cutoff"]:
+            assert 0.0 <= r["roc_auc"] <= 1.0 and 0.0 <= r["ece"] <= 1.0
+            assert r["auc_to_oracle"] == pytest.approx(r["roc_auc"] / r["oracle_roc_auc"])
+    # The test-tuned seed differs from the honest one only in its threshold: same ranking, same AUC.
+    honest, tuned = summary["models"]["seed_v2"], summary["models"]["seed_v2_test_tuned"]
+    assert honest["mean"]["roc_auc"] == tuned["mean"]["roc_auc"]
+    # The warehouse keeps every number, queryable.
+    with warehouse.session(cfg.warehouse_path, read_only=True) as con:
+        stored = con.execute(
+            "select count(distinct model), count(distinct as_of_date) from ml.backtest_metrics where run_id = ?",
+            [summary["run_id"]],
+        ).fetchone()
+    assert stored == (len(backtest.MODELS), 2)
+
+
+def test_every_choice_but_the_test_tuned_threshold_ignores_the_test_labels(backtested, tmp_path: Path) -> None:
+    """Flip every label of the test cut-off: no model's scores or threshold may move, except the one tuned on them."""
+    cfg, summary, _ = backtested
+    test_date = backtest.date.fromisoformat(summary["cutoffs"][-1])
+    copy = tmp_path / "w.duckdb"
+    shutil.copy(cfg.warehouse_path, copy)
+
+    def predictions():
+        with warehouse.session(copy) as con:
+            _, out = backtest.predict_cutoff(con, test_date, cfg.horizon_days, cfg.training_cutoffs, cfg.truth_dir, 1)
+        return out
+
+    before = predictions()
+    with warehouse.session(copy) as con:
+        con.execute(
+            "update marts.fct_visitor_labels set has_purchased = not has_purchased where as_of_date = ?", [test_date]
+        )
+    after = predictions()
+    for name in backtest.MODELS:
+        if name == "seed_v2_test_tuned":
+            assert after[name].threshold != before[name].threshold
+            continue
+        np.testing.assert_array_equal(after[name].p, before[name].p, err_msg=name)
+        assert after[name].threshold == before[name].threshold, name
+
+
+def test_the_report_has_every_chart_and_the_backtest_table(backtested, pipeline) -> None:
+    from models_py.report import write_report
+
+    cfg, summary, _ = backtested
+    with warehouse.session(cfg.warehouse_path, read_only=True) as con:
+        index = write_report(con, cfg.reports_dir / "r1", cfg.models_dir, summary, "test report")
+    page = index.read_text()
+    images = re.findall(r'<img src="([^"]+)"', page)
+    expected = {"event_mix", "events_per_day", "visitor_activity", "feature_importance", "roc_pr", "calibration",
+                "lift_precision_at_k", "metrics_over_cutoffs"}  # fmt: skip
+    assert expected <= {Path(i).stem for i in images}
+    for image in images:
+        assert (index.parent / image).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for name in backtest.MODELS:
+        assert f"<td>{name}</td>" in page
