@@ -307,6 +307,65 @@ def nightly(
 
 
 @app.command()
+def backfill(
+    from_day: str = typer.Option(..., "--from", help="First as-of date, e.g. 2015-09-01."),
+    to_day: str = typer.Option(..., "--to", help="Last as-of date (at most the day after the last landed day)."),
+    force: bool = typer.Option(False, help="Rescore days already published with the current champion."),
+) -> None:
+    """Run the nightly job for every as-of date in a range, oldest first; each day's scores replace that day's."""
+    from datetime import timedelta
+
+    from jobs.nightly import run_nightly
+
+    cfg = settings()
+    first, last = _as_of(from_day), _as_of(to_day)
+    if first > last:
+        raise typer.BadParameter(f"--from {first} is after --to {last}")
+    day = first
+    while day <= last:
+        _say(f"== backfill {day}")
+        try:
+            s = run_nightly(cfg, as_of=day, say=_say, force=force)
+        except Exception as exc:  # noqa: BLE001
+            failure = _fail(exc)
+            _say(f"backfill stopped at {day}; days before it are done, rerun from {day}")
+            _alert(f"backfill stopped at {day}: {exc}", failure.exit_code)
+            raise failure from exc
+        typer.echo(f"{day}: {s.visitors_scored:,} visitors scored with {s.model_version} (run {s.run_id})")
+        day += timedelta(days=1)
+
+
+@app.command()
+def validate(as_of: str = typer.Option(None, help="As-of date (default: the latest scored day).")) -> None:
+    """Run the feature, drift and score gates on a day already built and scored (a dry run of tonight's checks)."""
+    from jobs import nightly
+    from models_py import publish as publish_mod
+    from models_py import registry, warehouse
+
+    cfg = settings()
+    run_id = nightly.new_run_id()
+    try:
+        with warehouse.session(cfg.warehouse_path) as con:
+            day = _as_of(as_of) or publish_mod.latest_scored_date(con)
+            if day is None:
+                raise RuntimeError("nothing scored yet: run `propensity nightly` first")
+            model = registry.load_champion(con)
+            if model is None:
+                raise RuntimeError("no champion model: run `propensity train` first")
+            previous = nightly.previous_scores(con, day)
+            eligible = nightly.check_features(con, cfg, run_id, day, previous)
+            nightly.check_feature_drift(con, cfg, run_id, day, model, _say)
+            scores = con.execute(
+                f"select visitor_id, propensity, decile from {publish_mod.HISTORY_TABLE} where as_of_date = ?", [day]
+            ).arrow()
+            scores = scores.read_all() if hasattr(scores, "read_all") else scores
+            nightly.check_scores(con, cfg, run_id, day, scores, eligible, previous, _say)
+    except Exception as exc:  # noqa: BLE001
+        raise _fail(exc) from exc
+    typer.echo(f"every gate passed for {day} (results in ml.validation_results, ml.feature_drift, run {run_id})")
+
+
+@app.command()
 def predict(
     payload: Path = typer.Argument(None, help="JSON file with the seed's payload (default: standard input)."),
 ) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import duckdb
 
-from models_py import ingest, publish, registry, score, train, validate, warehouse
+from models_py import drift, faults, ingest, publish, registry, score, train, validate, warehouse
 from models_py.config import Settings
 from models_py.dbt_runner import run_dbt
 from models_py.shop_clock import DAY_MS, shop_day
@@ -121,6 +121,7 @@ class Stages:
         class _Timer:
             def __enter__(self):
                 stages.say(f"[{name}] ...")
+                faults.point(name)
                 self.t = time.perf_counter()
 
             def __exit__(self, *exc):
@@ -158,6 +159,7 @@ def run_nightly(
     started = datetime.now(UTC).replace(tzinfo=None)
     try:
         with stages.timed("ingest"), warehouse.session(cfg.warehouse_path) as con:
+            _log_run(con, summary, started, "running", None)  # stays "running" if the process is killed
             outcomes: list[validate.Outcome] = []
 
             def gate(parsed: list) -> None:
@@ -178,11 +180,18 @@ def run_nightly(
                 f"{result.duplicates_dropped:,} duplicates dropped, {len(result.files_skipped)} already loaded"
             )
             summary.as_of = as_of or latest_as_of(con)
+            if summary.as_of > latest_as_of(con):
+                raise ValueError(
+                    f"as-of date {summary.as_of} is after the last landed shop day + 1 ({latest_as_of(con)}): "
+                    "its features would miss events that have not arrived yet"
+                )
             build_dates = feature_dates_to_build(con, summary.as_of, cfg)
             previous = None if force or result.rows_loaded else already_published(con, summary.as_of, cfg)
             retrain = retrain_due(con, summary.as_of, cfg)
         if previous and not retrain:
             say(f"nothing new since run {previous}: scores as of {summary.as_of} stay as published (--force reruns)")
+            with warehouse.session(cfg.warehouse_path) as con:
+                _log_run(con, summary, started, "skipped", f"nothing new since run {previous}")
             summary.run_id = previous
             return summary
         say(f"as-of date {summary.as_of}; building features for {', '.join(map(str, build_dates))}")
@@ -201,41 +210,17 @@ def run_nightly(
             summary.model_version = model.meta.version
             previous = previous_scores(con, summary.as_of)
             with stages.timed("validate features"):
-                columns = ", ".join(validate.suite_columns("visitor_features"))
-                features = con.execute(
-                    f"select {columns} from marts.fct_visitor_features where as_of_date = ?", [summary.as_of]
-                ).arrow()
-                features = features.read_all() if hasattr(features, "read_all") else features
-                rows_before = previous[0] if previous else 1
-                tolerance = cfg.row_count_tolerance
-                gate_features = validate.run_suite(
-                    "visitor_features",
-                    features.to_pandas(),
-                    {"min_rows": int(rows_before * (1 - tolerance)), "max_rows": int(rows_before * (1 + tolerance))}
-                    if previous
-                    else {"min_rows": 1, "max_rows": 10**12},
-                )
-                validate.record(con, summary.run_id, gate_features)
-                validate.raise_if_failed(gate_features, f"features as of {summary.as_of}")
+                eligible = check_features(con, cfg, summary.run_id, summary.as_of, previous)
+            with stages.timed("drift"):
+                check_feature_drift(con, cfg, summary.run_id, summary.as_of, model, say)
             with stages.timed("score"):
                 scores = score.score(con, model, summary.as_of, summary.run_id, cfg.score_batch_rows, cfg.threads)
                 summary.visitors_scored = scores.num_rows
             with stages.timed("validate scores"):
-                mean_before = previous[1] if previous else None
-                gate_scores = validate.run_suite(
-                    "visitor_scores",
-                    scores.select(["visitor_id", "propensity", "decile"]).to_pandas(),
-                    {
-                        "eligible_visitors": features.num_rows,
-                        "min_mean": mean_before / cfg.score_mean_ratio_limit if mean_before else 0.0,
-                        "max_mean": mean_before * cfg.score_mean_ratio_limit if mean_before else 1.0,
-                    },
-                )
-                validate.record(con, summary.run_id, gate_scores)
-                validate.raise_if_failed(gate_scores, f"scores as of {summary.as_of}")
+                check_scores(con, cfg, summary.run_id, summary.as_of, scores, eligible, previous, say)
             with stages.timed("publish"):
                 publish.write_history(con, scores, summary.as_of)
-                publish.publish_serving(con, cfg.serving_path, summary.as_of, summary.run_id)
+                publish.publish_serving(con, cfg.serving_path, publish.latest_scored_date(con), summary.run_id)
             with stages.timed("report"):
                 summary.report = refresh_report(con, cfg, summary.run_id, say)
             _log_run(con, summary, started, "succeeded", None)
@@ -243,6 +228,81 @@ def run_nightly(
         _log_failure(cfg, summary, started, exc)
         raise
     return summary
+
+
+def check_features(
+    con: duckdb.DuckDBPyConnection, cfg: Settings, run_id: str, as_of: date, previous: tuple[int, float] | None
+) -> int:
+    """The features gate; returns the number of eligible visitors (what the scores must cover)."""
+    columns = ", ".join(validate.suite_columns("visitor_features"))
+    features = con.execute(f"select {columns} from marts.fct_visitor_features where as_of_date = ?", [as_of]).arrow()
+    features = features.read_all() if hasattr(features, "read_all") else features
+    if previous:
+        low, high = int(previous[0] * (1 - cfg.row_count_tolerance)), int(previous[0] * (1 + cfg.row_count_tolerance))
+    else:
+        low, high = 1, 10**12
+    outcomes = validate.run_suite("visitor_features", features.to_pandas(), {"min_rows": low, "max_rows": high})
+    validate.record(con, run_id, outcomes)
+    validate.raise_if_failed(outcomes, f"features as of {as_of}")
+    return features.num_rows
+
+
+def check_feature_drift(
+    con: duckdb.DuckDBPyConnection,
+    cfg: Settings,
+    run_id: str,
+    as_of: date,
+    model: registry.LoadedModel,
+    say: Callable[[str], None],
+) -> None:
+    reference = date.fromisoformat(model.meta.training_as_of_dates[-1])
+    found = drift.feature_drift(
+        con, run_id, as_of, reference, model.meta.version, model.meta.features, cfg.drift_warn_psi, cfg.drift_fail_psi
+    )
+    warned = drift.raise_if_drifted(
+        found, f"features as of {as_of} vs the training cut-off {reference}", cfg.drift_fail_psi
+    )
+    if not found:
+        say(f"  no feature drift measured: the training cut-off {reference} is not in the feature mart")
+        return
+    worst = max(found, key=lambda d: d.psi)
+    say(
+        f"  largest feature drift: {worst.name} PSI {worst.psi:.3f}; "
+        f"{len(warned)} feature(s) above the warning level {cfg.drift_warn_psi}"
+    )
+    for d in warned:
+        say(f"  warning: feature {d.name} drifted, PSI {d.psi:.3f} (ml.feature_drift)")
+
+
+def check_scores(
+    con: duckdb.DuckDBPyConnection,
+    cfg: Settings,
+    run_id: str,
+    as_of: date,
+    scores,
+    eligible: int,
+    previous: tuple[int, float] | None,
+    say: Callable[[str], None],
+) -> None:
+    """The scores gate (range, one per eligible visitor, mean against the last day) and the score drift."""
+    mean_before = previous[1] if previous else None
+    outcomes = validate.run_suite(
+        "visitor_scores",
+        scores.select(["visitor_id", "propensity", "decile"]).to_pandas(),
+        {
+            "eligible_visitors": eligible,
+            "min_mean": mean_before / cfg.score_mean_ratio_limit if mean_before else 0.0,
+            "max_mean": mean_before * cfg.score_mean_ratio_limit if mean_before else 1.0,
+        },
+    )
+    validate.record(con, run_id, outcomes)
+    validate.raise_if_failed(outcomes, f"scores as of {as_of}")
+    shifted = drift.score_drift(
+        con, run_id, as_of, scores["propensity"].to_numpy(), cfg.drift_warn_psi, cfg.drift_fail_psi
+    )
+    if shifted:
+        drift.raise_if_drifted([shifted], f"scores as of {as_of} vs the previous day", cfg.drift_fail_psi)
+        say(f"  score drift vs the previous day: PSI {shifted.psi:.3f} ({shifted.status})")
 
 
 def refresh_report(

@@ -45,6 +45,9 @@ class Settings:
     # Gates: tonight's population may differ from the last scored day's by this share, its mean score by this factor.
     row_count_tolerance: float = field(default_factory=lambda: _float("PROPENSITY_ROW_COUNT_TOLERANCE", 0.25))
     score_mean_ratio_limit: float = field(default_factory=lambda: _float("PROPENSITY_SCORE_MEAN_RATIO_LIMIT", 2.0))
+    # Drift (population stability index): above warn the run says so, above fail it stops before publishing.
+    drift_warn_psi: float = field(default_factory=lambda: _float("PROPENSITY_DRIFT_WARN_PSI", 0.1))
+    drift_fail_psi: float = field(default_factory=lambda: _float("PROPENSITY_DRIFT_FAIL_PSI", 0.5))
     score_batch_rows: int = field(default_factory=lambda: _int("PROPENSITY_SCORE_BATCH_ROWS", 250_000))
     threads: int = field(default_factory=lambda: _int("PROPENSITY_THREADS", os.cpu_count() or 2))
 

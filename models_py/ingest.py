@@ -11,7 +11,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from models_py import events_file
+from models_py import events_file, faults
 
 CATALOGUE_FILES = {
     "category_tree.csv": ("raw.category_tree", {"categoryid": pa.int64(), "parentid": pa.int64()}),
@@ -37,7 +37,14 @@ class IngestResult:
 
 def landing_files(landing: Path) -> list[Path]:
     """Event files waiting in the landing folder, oldest day first (a real events.csv sorts with them)."""
-    return sorted(p for p in landing.glob("events*.csv") if p.is_file())
+    files = sorted(p for p in landing.glob("events*.csv") if p.is_file())
+    root = landing.resolve()
+    for p in files:
+        # Only files that really live in the landing folder are picked up by default; anything else is
+        # loaded only when named explicitly on the command line.
+        if not p.resolve().is_relative_to(root):
+            raise IngestError(f"{p} points outside the landing folder ({p.resolve()}): name it explicitly to load it")
+    return files
 
 
 def ingest(
@@ -134,6 +141,7 @@ def ingest(
                 [path.name, digest, table.num_rows, table.num_rows, loaded_at, run_id],
             )
             result.files_loaded.append(path.name)
+        faults.point("ingest:commit")
         con.commit()
     except BaseException:
         con.rollback()

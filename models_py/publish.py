@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from datetime import date
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+
+from models_py import faults
 
 HISTORY_TABLE = "ml.visitor_propensity_score_history"
 HISTORY_DDL = f"""
@@ -26,6 +29,10 @@ create table if not exists {HISTORY_TABLE} (
     scored_at timestamp not null
 );
 """
+
+
+class PublishError(RuntimeError):
+    """The serving file could not be written (disk full, unwritable path)."""
 
 
 def write_history(con: duckdb.DuckDBPyConnection, scores: pa.Table, as_of: date) -> None:
@@ -50,25 +57,42 @@ def publish_serving(con: duckdb.DuckDBPyConnection, serving_path: Path, as_of: d
     A reader holding the old file keeps its (old, complete) copy; the next reader opens the new one. Nothing of
     the warehouse itself is ever exposed, so readers never block the nightly job.
     """
-    serving_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = serving_path.with_name(f".{serving_path.name}.{run_id}.tmp")
-    tmp.unlink(missing_ok=True)
-    con.execute(f"attach '{tmp}' as serving_new")
     try:
-        con.execute(
-            f"""create table serving_new.visitor_propensity_scores as
-                select visitor_id, as_of_date, propensity, decile, segment, reason_1, reason_2, reason_3,
-                       model_version, run_id, scored_at
-                from {HISTORY_TABLE} where as_of_date = ? order by visitor_id""",
-            [as_of],
-        )
-        con.execute(
-            f"""create table serving_new.visitor_propensity_score_history as
-                select * from {HISTORY_TABLE} order by as_of_date, visitor_id"""
-        )
-    finally:
-        con.execute("detach serving_new")
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, serving_path)
+        serving_path.parent.mkdir(parents=True, exist_ok=True)
+        for stale in serving_path.parent.glob(f".{serving_path.name}.*.tmp"):
+            stale.unlink(missing_ok=True)  # left by a run killed mid-publish
+        con.execute("attach '" + str(tmp).replace("'", "''") + "' as serving_new")
+        try:
+            con.execute(
+                f"""create table serving_new.visitor_propensity_scores as
+                    select visitor_id, as_of_date, propensity, decile, segment, reason_1, reason_2, reason_3,
+                           model_version, run_id, scored_at
+                    from {HISTORY_TABLE} where as_of_date = ? order by visitor_id""",
+                [as_of],
+            )
+            con.execute(
+                f"""create table serving_new.visitor_propensity_score_history as
+                    select * from {HISTORY_TABLE} order by as_of_date, visitor_id"""
+            )
+        finally:
+            con.execute("detach serving_new")
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        faults.point("publish:swap")
+        os.replace(tmp, serving_path)
+    except (OSError, duckdb.IOException) as exc:
+        if tmp.parent.is_dir():
+            tmp.unlink(missing_ok=True)
+        full = (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or "No space left" in str(exc)
+        raise PublishError(
+            f"cannot write the serving file {serving_path}: "
+            + ("the disk is full" if full else str(getattr(exc, "strerror", None) or exc))
+            + "; the previous serving file is untouched, free space or fix the path and rerun"
+        ) from exc
     return serving_path
+
+
+def latest_scored_date(con: duckdb.DuckDBPyConnection) -> date:
+    """What the serving table shows: the newest scored day (a backfill of older days never replaces it)."""
+    return con.execute(f"select max(as_of_date) from {HISTORY_TABLE}").fetchone()[0]

@@ -112,8 +112,10 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
 
 def register(con: duckdb.DuckDBPyConnection, folder: Path, meta: ModelMetadata, status: str = "challenger") -> None:
     ensure_schema(con)
+    if con.execute("select 1 from ml.model_registry where model_version = ?", [meta.version]).fetchone():
+        return  # the same bytes were trained before (the version is their hash): keep its status
     con.execute(
-        """insert or replace into ml.model_registry values
+        """insert into ml.model_registry values
            (?, ?::timestamp, ?::date, ?::date, ?::date, ?::date, ?, ?, ?, ?, ?, ?, now())""",
         [meta.version, meta.trained_at, meta.as_of_date, min(meta.training_as_of_dates),
          max(meta.training_as_of_dates), meta.validation_as_of_date, ",".join(meta.features), meta.feature_hash,

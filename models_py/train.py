@@ -145,6 +145,9 @@ def promote_if_better(
         registry.set_champion(con, meta.version)
         say(f"  no champion yet: {meta.version} promoted")
         return True
+    if current.meta.version == meta.version:
+        say(f"  retrained model is identical to the champion {meta.version}: nothing to promote")
+        return False
     validation = date.fromisoformat(meta.validation_as_of_date)
     challenger = registry.load(cfg.models_dir / meta.version, meta.artifact_sha256)
     champ_auc = validation_auc(con, current, validation, cfg.threads)
