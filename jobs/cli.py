@@ -355,10 +355,8 @@ def validate(as_of: str = typer.Option(None, help="As-of date (default: the late
             previous = nightly.previous_scores(con, day)
             eligible = nightly.check_features(con, cfg, run_id, day, previous)
             nightly.check_feature_drift(con, cfg, run_id, day, model, _say)
-            scores = con.execute(
-                f"select visitor_id, propensity, decile from {publish_mod.HISTORY_TABLE} where as_of_date = ?", [day]
-            ).arrow()
-            scores = scores.read_all() if hasattr(scores, "read_all") else scores
+            query = f"select visitor_id, propensity, decile from {publish_mod.HISTORY_TABLE} where as_of_date = ?"
+            scores = warehouse.fetch_arrow(con, query, [day])
             nightly.check_scores(con, cfg, run_id, day, scores, eligible, previous, _say)
     except Exception as exc:  # noqa: BLE001
         raise _fail(exc) from exc

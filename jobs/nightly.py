@@ -235,8 +235,9 @@ def check_features(
 ) -> int:
     """The features gate; returns the number of eligible visitors (what the scores must cover)."""
     columns = ", ".join(validate.suite_columns("visitor_features"))
-    features = con.execute(f"select {columns} from marts.fct_visitor_features where as_of_date = ?", [as_of]).arrow()
-    features = features.read_all() if hasattr(features, "read_all") else features
+    features = warehouse.fetch_arrow(
+        con, f"select {columns} from marts.fct_visitor_features where as_of_date = ?", [as_of]
+    )
     if previous:
         low, high = int(previous[0] * (1 - cfg.row_count_tolerance)), int(previous[0] * (1 + cfg.row_count_tolerance))
     else:

@@ -11,6 +11,7 @@ import numpy as np
 
 from models_py.features import FEATURES_TABLE, to_matrix
 from models_py.validate import GateFailed
+from models_py.warehouse import fetch_arrow
 
 BINS = 10
 EPS = 1e-4  # an empty bin would make the PSI infinite
@@ -55,11 +56,11 @@ def status(value: float, warn: float, fail: float) -> str:
 
 
 def _sample(con: duckdb.DuckDBPyConnection, as_of: date, features: list[str]) -> np.ndarray:
-    table = con.execute(
+    table = fetch_arrow(
+        con,
         f"select {', '.join(features)} from {FEATURES_TABLE} where as_of_date = ? and visitor_id % ? = 0",
         [as_of, SAMPLE_MODULUS],
-    ).arrow()
-    table = table.read_all() if hasattr(table, "read_all") else table
+    )
     return to_matrix(table, features)
 
 

@@ -10,6 +10,8 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from models_py.warehouse import fetch_arrow
+
 FEATURES_TABLE = "marts.fct_visitor_features"
 LABELS_TABLE = "marts.fct_visitor_labels"
 KEYS = ("as_of_date", "visitor_id")
@@ -51,16 +53,15 @@ class LabelledSet:
 def labelled(con: duckdb.DuckDBPyConnection, dates: list[date], features: list[str]) -> LabelledSet:
     """Feature rows of complete-label cut-offs with their labels."""
     cols = ", ".join(f"f.{c}" for c in features)
-    table = con.execute(
+    table = fetch_arrow(
+        con,
         f"""select f.as_of_date, f.visitor_id, {cols}, l.has_purchased
             from {FEATURES_TABLE} f
             join {LABELS_TABLE} l using (as_of_date, visitor_id)
             where f.as_of_date in (select unnest(?::date[])) and l.is_label_complete
             order by f.as_of_date, f.visitor_id""",
         [dates],
-    ).arrow()
-    if hasattr(table, "read_all"):
-        table = table.read_all()
+    )
     return LabelledSet(
         as_of_dates=dates,
         features=list(features),

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
 RAW_DDL = """
 create schema if not exists raw;
@@ -70,3 +71,9 @@ def session(path: Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConn
 
 def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(RAW_DDL)
+
+
+def fetch_arrow(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> pa.Table:
+    """A query's result as one Arrow table (DuckDB 1.5 returns a record batch reader from ``.arrow()``)."""
+    result = con.execute(sql, params or []).arrow()
+    return result.read_all() if hasattr(result, "read_all") else result

@@ -20,6 +20,7 @@ from models_py import registry
 from models_py.config import settings
 from models_py.events_file import HEADER
 from models_py.shop_clock import day_start_ms
+from models_py.warehouse import fetch_arrow
 
 
 def _sha(path: Path) -> str:
@@ -220,10 +221,7 @@ def test_scores_from_contributions_equal_the_models_predictions(pipeline) -> Non
     with duckdb.connect(str(cfg.warehouse_path), read_only=True) as con:
         scores = score_mod.score(con, model, summary.as_of, "check", 5_000, 2).sort_by("visitor_id")
         cols = ", ".join(model.meta.features)
-        table = con.execute(
-            f"select {cols} from marts.fct_visitor_features where as_of_date = ? order by visitor_id", [summary.as_of]
-        ).arrow()
-        if hasattr(table, "read_all"):
-            table = table.read_all()
+        query = f"select {cols} from marts.fct_visitor_features where as_of_date = ? order by visitor_id"
+        table = fetch_arrow(con, query, [summary.as_of])
     raw = model.booster.predict(xgb.DMatrix(to_matrix(table, model.meta.features), feature_names=model.meta.features))
     np.testing.assert_allclose(scores["propensity"].to_numpy(), model.calibration.apply(raw), atol=1e-5)
