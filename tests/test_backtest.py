@@ -29,7 +29,8 @@ def backtested(pipeline, small_world: Path, tmp_path_factory: pytest.TempPathFac
         mp.setenv("PROPENSITY_REPORTS_DIR", str(root / "reports"))
         bt_cfg = settings()
         summary, path = run_backtest(bt_cfg, last=2, say=lambda _: None)
-        yield bt_cfg, summary, path
+    # Outside the context: later tests must see the pipeline's environment again, not this copy's.
+    yield bt_cfg, summary, path
 
 
 def test_backtest_reports_every_model_per_cutoff_with_mean_and_sd(backtested) -> None:
