@@ -166,21 +166,18 @@ def curves(y: np.ndarray, p: np.ndarray, points: int = 200) -> dict[str, list[fl
     """ROC, PR, reliability, precision-at-k and decile lift, thinned to a few hundred points for plotting."""
     fpr, tpr, _ = roc_curve(y, p)
     precision, recall, _ = precision_recall_curve(y, p)
-
-    def thin(*arrays: np.ndarray) -> list[list[float]]:
-        idx = np.unique(np.linspace(0, len(arrays[0]) - 1, points).astype(int))
-        return [[float(v) for v in a[idx]] for a in arrays]
-
-    roc_x, roc_y = thin(fpr, tpr)
-    pr_x, pr_y = thin(recall, precision)
+    # A fixed grid, dense where targeting happens (the first few % of visitors), rather than every threshold.
+    grid = np.unique(np.concatenate([[0.0], np.geomspace(1e-5, 1.0, points)]))
+    roc_x, roc_y = grid, np.interp(grid, fpr, tpr)
+    pr_x, pr_y = grid, np.interp(grid, recall[::-1], precision[::-1])
     order = np.argsort(p, kind="stable")
     bins = [c for c in np.array_split(order, 10) if c.size]
     shares = np.geomspace(0.001, 1.0, 40)
     return {
-        "roc_fpr": roc_x,
-        "roc_tpr": roc_y,
-        "pr_recall": pr_x,
-        "pr_precision": pr_y,
+        "roc_fpr": [float(v) for v in roc_x],
+        "roc_tpr": [float(v) for v in roc_y],
+        "pr_recall": [float(v) for v in pr_x],
+        "pr_precision": [float(v) for v in pr_y],
         "reliability_predicted": [float(p[c].mean()) for c in bins],
         "reliability_observed": [float(y[c].mean()) for c in bins],
         "precision_at_share": [float(s) for s in shares],

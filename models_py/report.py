@@ -171,18 +171,22 @@ def _backtest_section(page: Page, summary: dict) -> None:
     curves_fig = page.figure("roc_pr", fig, f"ROC and precision-recall curves on the test cut-off {when}")
 
     fig, ax = plt.subplots(figsize=(5, 5))
-    top = max(max(c["reliability_predicted"] + c["reliability_observed"]) for c in curves.values())
-    ax.plot([0, top], [0, top], ":", color="#bbbbbb")
-    for name in ("product", "seed_v2", "recency", "oracle"):
-        if name in curves:
-            c = curves[name]
-            ax.plot(c["reliability_predicted"], c["reliability_observed"], "o-", label=name, color=COLORS.get(name))
-    ax.set(xscale="symlog", yscale="symlog", xlabel="mean predicted probability", ylabel="observed buy rate")
-    ax.set_xlim(0, top * 1.5)
-    ax.set_ylim(0, top * 1.5)
+    calibrated = [n for n in ("product", "recency", "oracle") if n in curves]
+    values = [v for n in calibrated for v in curves[n]["reliability_predicted"] + curves[n]["reliability_observed"]]
+    low, high = max(min(v for v in values if v > 0), 1e-6) / 2, max(values) * 2
+    ax.plot([low, high], [low, high], ":", color="#bbbbbb")
+    for name in calibrated:
+        c = curves[name]
+        ax.plot(c["reliability_predicted"], c["reliability_observed"], "o-", label=name, color=COLORS.get(name))
+    ax.set(xscale="log", yscale="log", xlim=(low, high), ylim=(low, high))
+    ax.set(xlabel="mean predicted probability", ylabel="observed buy rate")
     ax.legend(fontsize=8)
     calibration_fig = page.figure(
-        "calibration", fig, "Reliability (10 equal-count bins): on the diagonal, a propensity means what it says"
+        "calibration",
+        fig,
+        "Reliability (10 equal-count bins, log scales): on the diagonal a propensity means what it says. "
+        "seed_v2 is left out: its scale_pos_weight scores sit near 0.99 for buyers at a 0.1% base rate "
+        "(its ECE is in the table)",
     )
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
