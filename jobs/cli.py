@@ -23,6 +23,16 @@ def _say(message: str) -> None:
     typer.echo(message, err=True)
 
 
+@app.callback()
+def _check_settings() -> None:
+    """A mistyped PROPENSITY_* variable stops every command up front with its name, before anything is touched."""
+    try:
+        settings()
+    except ValueError as exc:
+        _say(f"error: bad setting: {exc}")
+        raise typer.Exit(2) from exc
+
+
 @app.command()
 def simulate(
     scale: float = typer.Option(1.0, help="1 = the size of the real Retail Rocket log (~2.76M events)."),

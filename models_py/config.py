@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,12 +15,27 @@ def _path(env: str, default: Path) -> Path:
     return Path(value).expanduser().resolve() if value else default
 
 
+def _number(env: str, default: float, kind: type) -> float:
+    value = os.environ.get(env, default)
+    try:
+        return kind(value)
+    except ValueError:
+        raise ValueError(f"{env}={value!r} is not a{'n integer' if kind is int else ' number'}") from None
+
+
 def _int(env: str, default: int) -> int:
-    return int(os.environ.get(env, default))
+    return int(_number(env, default, int))
 
 
 def _float(env: str, default: float) -> float:
-    return float(os.environ.get(env, default))
+    return _number(env, default, float)
+
+
+def _memory(env: str, default: str) -> str:
+    value = os.environ.get(env, default).strip()
+    if not re.fullmatch(r"\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", value):
+        raise ValueError(f"{env}={value!r} is not a memory size like '6GB' or '800MB'")
+    return value
 
 
 @dataclass(frozen=True)
@@ -50,6 +66,9 @@ class Settings:
     drift_fail_psi: float = field(default_factory=lambda: _float("PROPENSITY_DRIFT_FAIL_PSI", 0.5))
     score_batch_rows: int = field(default_factory=lambda: _int("PROPENSITY_SCORE_BATCH_ROWS", 250_000))
     threads: int = field(default_factory=lambda: _int("PROPENSITY_THREADS", os.cpu_count() or 2))
+    # DuckDB would otherwise take 80% of RAM per process; beyond this it spills to disk instead (dbt and the job
+    # each get this much, and the job's own arrays come on top).
+    duckdb_memory_limit: str = field(default_factory=lambda: _memory("PROPENSITY_DUCKDB_MEMORY_LIMIT", "6GB"))
 
     @property
     def landing_dir(self) -> Path:

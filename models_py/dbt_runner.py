@@ -24,6 +24,7 @@ def run_dbt(
     env = {
         **os.environ,
         "PROPENSITY_WAREHOUSE": str(cfg.warehouse_path),
+        "PROPENSITY_DUCKDB_MEMORY_LIMIT": cfg.duckdb_memory_limit,
         "DBT_PROFILES_DIR": str(cfg.profiles_dir),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         "DBT_USE_COLORS": "false",

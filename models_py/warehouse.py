@@ -10,6 +10,8 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from models_py.config import settings
+
 RAW_DDL = """
 create schema if not exists raw;
 create table if not exists raw.events (
@@ -42,12 +44,13 @@ class WarehouseBusyError(RuntimeError):
 
 def connect(path: Path, read_only: bool = False, attempts: int = 5, wait_s: float = 1.0) -> duckdb.DuckDBPyConnection:
     """Open the warehouse; if another process holds its lock, retry a few times, then say so plainly."""
+    memory_limit = settings().duckdb_memory_limit
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
     last: Exception | None = None
     for attempt in range(attempts):
         try:
-            return duckdb.connect(str(path), read_only=read_only)
+            return duckdb.connect(str(path), read_only=read_only, config={"memory_limit": memory_limit})
         except duckdb.IOException as exc:
             if "lock" not in str(exc).lower():
                 raise

@@ -132,6 +132,20 @@ def test_a_second_writer_gets_a_clear_message_after_a_bounded_retry(world) -> No
     assert "held by another process" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("PROPENSITY_DUCKDB_MEMORY_LIMIT", "lots"), ("PROPENSITY_THREADS", "two"), ("PROPENSITY_DRIFT_FAIL_PSI", "high")],
+)
+def test_a_mistyped_setting_stops_the_run_up_front_naming_the_variable(tmp_path: Path, variable, value) -> None:
+    serving = tmp_path / "serving.duckdb"
+    result = _cli(
+        {"PROPENSITY_SERVING": str(serving), "PROPENSITY_DATA_DIR": str(tmp_path)}, "nightly", extra={variable: value}
+    )
+    assert result.returncode == 2
+    assert variable in result.stderr and repr(value) in result.stderr and "Traceback" not in result.stderr
+    assert not serving.exists()
+
+
 def test_unwritable_or_full_serving_paths_give_a_clear_error_and_keep_the_old_file(world, monkeypatch) -> None:
     blocker = Path(world["PROPENSITY_DATA_DIR"]) / "a-file"
     blocker.write_text("not a folder")
