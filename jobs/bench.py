@@ -147,9 +147,15 @@ nightly, a regular night  {report["nightly_scale1_s"]:.1f} s   (target < 120 s; 
 seed features, 1 cut-off  DuckDB {report["features_duckdb_s"]:.2f} s vs pandas {report["features_pandas_s"]:.1f} s:
                           {report["features_speedup_vs_pandas"]:.0f}x faster (target >= 30x)
 scoring                   {report["score_visitors_per_s"]:,.0f} visitors/s ({scored:,} visitors, target < 10 s)
-peak RSS                  {report["peak_rss_mb"]:,} MB
--> {out}"""
+peak RSS                  {report["peak_rss_mb"]:,} MB"""
     )
+    if "nightly_first_run_scale10_s" in report:
+        print(f"simulate scale 10         {report['simulate_scale10_s']:.1f} s   (target < 300 s)")
+        print(
+            f"nightly scale 10, first   {report['nightly_first_run_scale10_s']:.1f} s, "
+            f"peak RSS {report['peak_rss_mb_scale10']:,} MB (target < 24 GB)"
+        )
+    print(f"-> {out}")
 
 
 if __name__ == "__main__":

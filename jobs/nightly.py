@@ -74,6 +74,13 @@ def feature_dates_to_build(con: duckdb.DuckDBPyConnection, as_of: date, cfg: Set
     return sorted({d for d in spine if d not in have} | {as_of})
 
 
+def feature_build_passes(build_dates: list[date], events: int, event_cutoffs_per_build: int) -> list[list[date]]:
+    """Split the dates to build so that no dbt pass joins more than ~``event_cutoffs_per_build`` event x cut-off
+    rows (each cut-off reads every earlier event): one pass at scale 1, one date per pass at scale 10."""
+    per_pass = max(1, event_cutoffs_per_build // max(events, 1))
+    return [build_dates[i : i + per_pass] for i in range(0, len(build_dates), per_pass)]
+
+
 def history_cutoffs(cfg: Settings) -> int:
     """Spine length: the training cut-offs, the validation cut-off, and the week whose labels are not complete."""
     return cfg.training_cutoffs + 1 + -(-cfg.horizon_days // cfg.cutoff_step_days)
@@ -186,6 +193,7 @@ def run_nightly(
                     "its features would miss events that have not arrived yet"
                 )
             build_dates = feature_dates_to_build(con, summary.as_of, cfg)
+            events_loaded = con.execute("select count(*) from raw.events").fetchone()[0]
             previous = None if force or result.rows_loaded else already_published(con, summary.as_of, cfg)
             retrain = retrain_due(con, summary.as_of, cfg)
         if previous and not retrain:
@@ -196,7 +204,15 @@ def run_nightly(
             return summary
         say(f"as-of date {summary.as_of}; building features for {', '.join(map(str, build_dates))}")
         with stages.timed("dbt build"):
-            run_dbt(cfg, ["build"], dbt_vars(summary.as_of, build_dates, cfg), progress=say)
+            passes = feature_build_passes(build_dates, events_loaded, cfg.event_cutoffs_per_build)
+            for k, dates in enumerate(passes[:-1]):
+                # A large shop's first run: earlier spine dates in passes of bounded size, the rest in the build.
+                say(f"features pass {k + 1}/{len(passes)}: {', '.join(map(str, dates))}")
+                # Upstream too: the intermediate views embed the run's dates when they are created.
+                run_dbt(
+                    cfg, ["run", "--select", "+fct_visitor_features"], dbt_vars(summary.as_of, dates, cfg), progress=say
+                )
+            run_dbt(cfg, ["build"], dbt_vars(summary.as_of, passes[-1], cfg), progress=say)
         with warehouse.session(cfg.warehouse_path) as con:
             if retrain:
                 with stages.timed("train"):

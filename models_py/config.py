@@ -64,6 +64,9 @@ class Settings:
     # Drift (population stability index): above warn the run says so, above fail it stops before publishing.
     drift_warn_psi: float = field(default_factory=lambda: _float("PROPENSITY_DRIFT_WARN_PSI", 0.1))
     drift_fail_psi: float = field(default_factory=lambda: _float("PROPENSITY_DRIFT_FAIL_PSI", 0.5))
+    # The first run builds the whole spine of cut-offs; on a large shop it does so in passes of at most this many
+    # event x cut-off rows, so the build stays within DuckDB's memory limit instead of spilling tens of GB.
+    event_cutoffs_per_build: int = field(default_factory=lambda: _int("PROPENSITY_EVENT_CUTOFFS_PER_BUILD", 40_000_000))
     score_batch_rows: int = field(default_factory=lambda: _int("PROPENSITY_SCORE_BATCH_ROWS", 250_000))
     threads: int = field(default_factory=lambda: _int("PROPENSITY_THREADS", os.cpu_count() or 2))
     # DuckDB would otherwise take 80% of RAM per process; beyond this it spills to disk instead (dbt and the job

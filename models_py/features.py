@@ -50,17 +50,39 @@ class LabelledSet:
     y: np.ndarray
 
 
-def labelled(con: duckdb.DuckDBPyConnection, dates: list[date], features: list[str]) -> LabelledSet:
-    """Feature rows of complete-label cut-offs with their labels."""
+def hash_unit(visitor_id: np.ndarray, salt: int | np.ndarray) -> np.ndarray:
+    """A deterministic pseudo-random number in [0, 1) per visitor (same split on every rerun)."""
+    h = (visitor_id.astype(np.uint64) + np.asarray(salt).astype(np.uint64)) * np.uint64(0x9E3779B97F4A7C15)
+    return ((h >> np.uint64(11)).astype(np.float64)) / float(1 << 53)
+
+
+def _hash_unit_sql(visitor_id: str, salt: str) -> str:
+    """``hash_unit`` in DuckDB SQL, bit for bit (64-bit wrap-around done in 128-bit integers)."""
+    return (
+        f"(((({visitor_id} + {salt})::uhugeint * 11400714819323198485::uhugeint) % 18446744073709551616::uhugeint)"
+        " >> 11)::double / 9007199254740992.0"
+    )
+
+
+def labelled(
+    con: duckdb.DuckDBPyConnection, dates: list[date], features: list[str], negative_keep_rate: float = 1.0
+) -> LabelledSet:
+    """Feature rows of complete-label cut-offs with their labels.
+
+    With ``negative_keep_rate`` < 1 only that share of non-buyers is read (chosen by ``hash_unit`` of visitor and
+    as-of day), so training on many cut-offs of a large shop never holds every row in memory.
+    """
     cols = ", ".join(f"f.{c}" for c in features)
+    sample = _hash_unit_sql("f.visitor_id", "(f.as_of_date - date '1970-01-01')")
     table = fetch_arrow(
         con,
         f"""select f.as_of_date, f.visitor_id, {cols}, l.has_purchased
             from {FEATURES_TABLE} f
             join {LABELS_TABLE} l using (as_of_date, visitor_id)
             where f.as_of_date in (select unnest(?::date[])) and l.is_label_complete
+              and (l.has_purchased = 1 or {sample} < ?)
             order by f.as_of_date, f.visitor_id""",
-        [dates],
+        [dates, negative_keep_rate],
     )
     return LabelledSet(
         as_of_dates=dates,

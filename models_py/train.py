@@ -14,7 +14,7 @@ import xgboost as xgb
 from models_py import evaluate, registry
 from models_py.calibration import Calibration
 from models_py.config import Settings
-from models_py.features import labelled, labelled_dates, product_features
+from models_py.features import hash_unit, labelled, labelled_dates, product_features
 
 PARAMS = {
     "objective": "binary:logistic",  # unweighted log loss: scores stay close to probabilities
@@ -37,12 +37,6 @@ class TrainingError(RuntimeError):
     """Not enough labelled history to train honestly."""
 
 
-def _hash_unit(visitor_id: np.ndarray, salt: int) -> np.ndarray:
-    """A deterministic pseudo-random number in [0, 1) per visitor (same split on every rerun)."""
-    h = (visitor_id.astype(np.uint64) + np.uint64(salt)) * np.uint64(0x9E3779B97F4A7C15)
-    return ((h >> np.uint64(11)).astype(np.float64)) / float(1 << 53)
-
-
 def split_dates(dates: list[date], training_cutoffs: int) -> tuple[list[date], date]:
     """The latest labelled cut-off validates; the ones before it train. Nothing later than it is touched."""
     if len(dates) < 2:
@@ -61,16 +55,13 @@ def fit(
     params: dict,
     threads: int,
 ) -> tuple[xgb.Booster, Calibration, float, dict]:
-    tr = labelled(con, train_dates, features)
+    tr = labelled(con, train_dates, features, negative_keep_rate=NEGATIVE_KEEP_RATE)
     va = labelled(con, [validation_date], features)
-    keep = (tr.y == 1) | (
-        _hash_unit(tr.visitor_id, tr.as_of.astype("datetime64[D]").astype(np.int64)) < NEGATIVE_KEEP_RATE
-    )
-    weight = np.where(tr.y[keep] == 1, 1.0, 1.0 / NEGATIVE_KEEP_RATE).astype(np.float32)
-    dtrain = xgb.DMatrix(tr.x[keep], label=tr.y[keep], weight=weight, feature_names=features, nthread=threads)
+    weight = np.where(tr.y == 1, 1.0, 1.0 / NEGATIVE_KEEP_RATE).astype(np.float32)
+    dtrain = xgb.DMatrix(tr.x, label=tr.y, weight=weight, feature_names=features, nthread=threads)
     # Validation visitors are split in two: one half stops the boosting, the other calibrates and picks the
     # threshold, so neither choice is scored on the rows that made it.
-    stop_half = _hash_unit(va.visitor_id, 17) < 0.5
+    stop_half = hash_unit(va.visitor_id, 17) < 0.5
     dstop = xgb.DMatrix(va.x[stop_half], label=va.y[stop_half], feature_names=features, nthread=threads)
     booster = xgb.train(
         {**params, "nthread": threads},
@@ -87,7 +78,7 @@ def fit(
     p = calibration.apply(raw)
     threshold = evaluate.best_f1_threshold(va.y[~stop_half], p)
     metrics = evaluate.metrics(va.y[~stop_half], p, threshold)
-    metrics["training_rows"] = float(keep.sum())
+    metrics["training_rows"] = float(tr.y.size)
     return booster, calibration, threshold, metrics
 
 
@@ -131,7 +122,7 @@ def train(
 def validation_auc(con: duckdb.DuckDBPyConnection, model: registry.LoadedModel, as_of: date, threads: int) -> float:
     """A model's ROC AUC on the calibration half of a cut-off (the half no model's early stopping saw)."""
     va = labelled(con, [as_of], model.meta.features)
-    half = _hash_unit(va.visitor_id, 17) >= 0.5
+    half = hash_unit(va.visitor_id, 17) >= 0.5
     dm = xgb.DMatrix(va.x[half], feature_names=model.meta.features, nthread=threads)
     return evaluate.metrics(va.y[half], model.calibration.apply(model.booster.predict(dm)), 0.5)["roc_auc"]
 

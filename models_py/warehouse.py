@@ -44,13 +44,15 @@ class WarehouseBusyError(RuntimeError):
 
 def connect(path: Path, read_only: bool = False, attempts: int = 5, wait_s: float = 1.0) -> duckdb.DuckDBPyConnection:
     """Open the warehouse; if another process holds its lock, retry a few times, then say so plainly."""
-    memory_limit = settings().duckdb_memory_limit
+    config = {"memory_limit": settings().duckdb_memory_limit}
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
     last: Exception | None = None
     for attempt in range(attempts):
         try:
-            return duckdb.connect(str(path), read_only=read_only, config={"memory_limit": memory_limit})
+            con = duckdb.connect(str(path), read_only=read_only, config=config)
+            con.execute("set enable_progress_bar = false")  # the job reports its own progress; bars garble logs
+            return con
         except duckdb.IOException as exc:
             if "lock" not in str(exc).lower():
                 raise

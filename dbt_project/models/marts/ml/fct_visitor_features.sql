@@ -201,7 +201,10 @@ item_focus as (
         item_views_7d.as_of_date,
         item_views_7d.visitor_id,
         max(item_views_7d.num_views) as max_views_of_one_item_7d,
-        avg(item_conversions.item_conversion_rate) as avg_item_conversion_rate_7d,
+        -- Exact decimal sums: a double sum depends on the order threads add it up, and retraining on the same
+        -- events must give the same model.
+        cast(avg(cast(item_conversions.item_conversion_rate as decimal(18, 15))) as double)
+            as avg_item_conversion_rate_7d,
         max(item_conversions.item_conversion_rate) as max_item_conversion_rate_7d
 
     from item_views_7d
@@ -234,8 +237,10 @@ category_affinity as (
     select
         category_views.as_of_date,
         category_views.visitor_id,
-        sum(category_views.num_views * category_conversions.category_conversion_rate)
-        / sum(category_views.num_views) as category_conversion_rate,
+        cast(
+            sum(category_views.num_views * cast(category_conversions.category_conversion_rate as decimal(18, 15)))
+            / sum(category_views.num_views) as double
+        ) as category_conversion_rate,
         cast(max(category_views.num_views) as double) / sum(category_views.num_views) as top_category_view_share,
         count(*) as num_categories_viewed
 
