@@ -56,7 +56,14 @@ def run_backtest(cfg: Settings, last: int | None, say: Callable[[str], None]) ->
     run_id = new_run_id()
     with warehouse.session(cfg.warehouse_path) as con:
         summary = backtest.run(
-            con, cfg.horizon_days, cfg.training_cutoffs, cfg.truth_dir, cfg.threads, last=last, progress=say
+            con,
+            cfg.horizon_days,
+            cfg.training_cutoffs,
+            cfg.truth_dir,
+            cfg.threads,
+            cfg.max_training_negatives,
+            last=last,
+            progress=say,
         )
         summary["run_id"] = run_id
         summary["measured_at"] = datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="seconds")

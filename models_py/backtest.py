@@ -121,6 +121,7 @@ def predict_cutoff(
     training_cutoffs: int,
     truth_dir: Path,
     threads: int,
+    max_negatives: int,
 ) -> tuple[LabelledSet, dict[str, Prediction]]:
     """Every model's probabilities for the visitors of one test cut-off, each decided without its labels."""
     features = product_features(con)
@@ -131,7 +132,9 @@ def predict_cutoff(
     seed_train = labelled(con, [train_dates[-1]], features)
     out: dict[str, Prediction] = {}
 
-    booster, calibration, threshold, _ = fit(con, train_dates, validation_date, features, PARAMS, threads)
+    booster, calibration, threshold, _ = fit(
+        con, train_dates, validation_date, features, PARAMS, threads, max_negatives
+    )
     raw = booster.predict(xgb.DMatrix(test.x, feature_names=features, nthread=threads))
     out["product"] = Prediction(calibration.apply(raw), threshold)
 
@@ -192,6 +195,7 @@ def run(
     training_cutoffs: int,
     truth_dir: Path,
     threads: int,
+    max_negatives: int,
     last: int | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> dict:
@@ -207,7 +211,9 @@ def run(
     per_model: dict[str, list[dict]] = {}
     latest_curves: dict[str, dict] = {}
     for i, test_date in enumerate(dates, 1):
-        test, predictions = predict_cutoff(con, test_date, horizon_days, training_cutoffs, truth_dir, threads)
+        test, predictions = predict_cutoff(
+            con, test_date, horizon_days, training_cutoffs, truth_dir, threads, max_negatives
+        )
         rows = {name: evaluate.metrics(test.y, pred.p, pred.threshold) for name, pred in predictions.items()}
         oracle_auc = rows["oracle"]["roc_auc"] if "oracle" in rows else None
         for name, m in rows.items():

@@ -67,6 +67,9 @@ class Settings:
     # The first run builds the whole spine of cut-offs; on a large shop it does so in passes of at most this many
     # event x cut-off rows, so the build stays within DuckDB's memory limit instead of spilling tens of GB.
     event_cutoffs_per_build: int = field(default_factory=lambda: _int("PROPENSITY_EVENT_CUTOFFS_PER_BUILD", 40_000_000))
+    # Non-buyers kept for training are thinned below the usual quarter when there are more than this many: a large
+    # shop's six cut-offs would otherwise be tens of millions of rows (the kept ones are up-weighted to match).
+    max_training_negatives: int = field(default_factory=lambda: _int("PROPENSITY_MAX_TRAINING_NEGATIVES", 4_000_000))
     score_batch_rows: int = field(default_factory=lambda: _int("PROPENSITY_SCORE_BATCH_ROWS", 250_000))
     threads: int = field(default_factory=lambda: _int("PROPENSITY_THREADS", os.cpu_count() or 2))
     # DuckDB would otherwise take 80% of RAM per process; beyond this it spills to disk instead (dbt and the job

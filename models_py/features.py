@@ -10,8 +10,6 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from models_py.warehouse import fetch_arrow
-
 FEATURES_TABLE = "marts.fct_visitor_features"
 LABELS_TABLE = "marts.fct_visitor_labels"
 KEYS = ("as_of_date", "visitor_id")
@@ -31,9 +29,10 @@ def product_features(con: duckdb.DuckDBPyConnection) -> list[str]:
     return [c for c in cols if c not in KEYS]
 
 
-def to_matrix(table: pa.Table, features: list[str]) -> np.ndarray:
-    """Float32 matrix, nulls as NaN (XGBoost learns a direction for missing values)."""
-    out = np.empty((table.num_rows, len(features)), dtype=np.float32)
+def to_matrix(table: pa.Table | pa.RecordBatch, features: list[str], out: np.ndarray | None = None) -> np.ndarray:
+    """Float32 matrix, nulls as NaN (XGBoost learns a direction for missing values); fills ``out`` if given."""
+    if out is None:
+        out = np.empty((table.num_rows, len(features)), dtype=np.float32)
     for j, name in enumerate(features):
         col = table[name].cast(pa.float64())
         out[:, j] = col.to_numpy(zero_copy_only=False)  # nulls become NaN
@@ -42,10 +41,8 @@ def to_matrix(table: pa.Table, features: list[str]) -> np.ndarray:
 
 @dataclass
 class LabelledSet:
-    as_of_dates: list[date]
     features: list[str]
     visitor_id: np.ndarray
-    as_of: np.ndarray
     x: np.ndarray
     y: np.ndarray
 
@@ -65,33 +62,55 @@ def _hash_unit_sql(visitor_id: str, salt: str) -> str:
 
 
 def labelled(
-    con: duckdb.DuckDBPyConnection, dates: list[date], features: list[str], negative_keep_rate: float = 1.0
+    con: duckdb.DuckDBPyConnection,
+    dates: list[date],
+    features: list[str],
+    negative_keep_rate: float = 1.0,
+    batch_rows: int = 1_000_000,
 ) -> LabelledSet:
     """Feature rows of complete-label cut-offs with their labels.
 
     With ``negative_keep_rate`` < 1 only that share of non-buyers is read (chosen by ``hash_unit`` of visitor and
-    as-of day), so training on many cut-offs of a large shop never holds every row in memory.
+    as-of day). Rows stream in batches into one float32 matrix, so a large shop's cut-offs never sit in memory
+    twice (as Arrow and as the matrix).
     """
-    cols = ", ".join(f"f.{c}" for c in features)
     sample = _hash_unit_sql("f.visitor_id", "(f.as_of_date - date '1970-01-01')")
-    table = fetch_arrow(
-        con,
-        f"""select f.as_of_date, f.visitor_id, {cols}, l.has_purchased
-            from {FEATURES_TABLE} f
+    rows = f"""from {FEATURES_TABLE} f
             join {LABELS_TABLE} l using (as_of_date, visitor_id)
             where f.as_of_date in (select unnest(?::date[])) and l.is_label_complete
-              and (l.has_purchased = 1 or {sample} < ?)
-            order by f.as_of_date, f.visitor_id""",
-        [dates, negative_keep_rate],
-    )
-    return LabelledSet(
-        as_of_dates=dates,
+              and (l.has_purchased = 1 or {sample} < ?)"""
+    params = [dates, negative_keep_rate]
+    n = con.execute(f"select count(*) {rows}", params).fetchone()[0]
+    cols = ", ".join(f"f.{c}" for c in features)
+    reader = con.execute(
+        f"select f.visitor_id, {cols}, l.has_purchased {rows} order by f.as_of_date, f.visitor_id",
+        params,
+    ).to_arrow_reader(batch_rows)
+    out = LabelledSet(
         features=list(features),
-        visitor_id=table["visitor_id"].to_numpy(),
-        as_of=table["as_of_date"].to_numpy(zero_copy_only=False),
-        x=to_matrix(table, features),
-        y=table["has_purchased"].to_numpy().astype(np.int8),
+        visitor_id=np.empty(n, np.int64),
+        x=np.empty((n, len(features)), np.float32),
+        y=np.empty(n, np.int8),
     )
+    start = 0
+    for batch in reader:
+        stop = start + batch.num_rows
+        out.visitor_id[start:stop] = batch["visitor_id"].to_numpy()
+        out.y[start:stop] = batch["has_purchased"].to_numpy()
+        to_matrix(batch, features, out=out.x[start:stop])
+        start = stop
+    if start != n:
+        raise RuntimeError(f"the labelled rows changed while being read ({start:,} read, {n:,} counted)")
+    return out
+
+
+def negatives(con: duckdb.DuckDBPyConnection, dates: list[date]) -> int:
+    """Non-buyers with complete labels at these cut-offs (sizes the training sample)."""
+    return con.execute(
+        f"""select count(*) from {LABELS_TABLE}
+            where as_of_date in (select unnest(?::date[])) and is_label_complete and has_purchased = 0""",
+        [dates],
+    ).fetchone()[0]
 
 
 def labelled_dates(con: duckdb.DuckDBPyConnection, before: date, horizon_days: int) -> list[date]:

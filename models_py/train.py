@@ -14,7 +14,7 @@ import xgboost as xgb
 from models_py import evaluate, registry
 from models_py.calibration import Calibration
 from models_py.config import Settings
-from models_py.features import hash_unit, labelled, labelled_dates, product_features
+from models_py.features import hash_unit, labelled, labelled_dates, negatives, product_features
 
 PARAMS = {
     "objective": "binary:logistic",  # unweighted log loss: scores stay close to probabilities
@@ -31,6 +31,11 @@ PARAMS = {
 MAX_ROUNDS = 1500
 EARLY_STOPPING_ROUNDS = 50
 NEGATIVE_KEEP_RATE = 0.25  # negatives are >99.9% of rows: keep a quarter, weight them 4x (expected loss unchanged)
+
+
+def negative_keep_rate(negatives: int, max_negatives: int) -> float:
+    """A quarter of the non-buyers, or fewer when that would exceed ``max_negatives`` rows."""
+    return min(NEGATIVE_KEEP_RATE, max_negatives / negatives) if negatives else NEGATIVE_KEEP_RATE
 
 
 class TrainingError(RuntimeError):
@@ -54,13 +59,17 @@ def fit(
     features: list[str],
     params: dict,
     threads: int,
+    max_negatives: int,
 ) -> tuple[xgb.Booster, Calibration, float, dict]:
-    tr = labelled(con, train_dates, features, negative_keep_rate=NEGATIVE_KEEP_RATE)
-    va = labelled(con, [validation_date], features)
-    weight = np.where(tr.y == 1, 1.0, 1.0 / NEGATIVE_KEEP_RATE).astype(np.float32)
+    keep = negative_keep_rate(negatives(con, train_dates), max_negatives)
+    tr = labelled(con, train_dates, features, negative_keep_rate=keep)
+    weight = np.where(tr.y == 1, 1.0, 1.0 / keep).astype(np.float32)
     dtrain = xgb.DMatrix(tr.x, label=tr.y, weight=weight, feature_names=features, nthread=threads)
+    training_rows = tr.y.size
+    del tr  # the DMatrix holds its own copy; a large shop needs the memory for the validation rows
     # Validation visitors are split in two: one half stops the boosting, the other calibrates and picks the
     # threshold, so neither choice is scored on the rows that made it.
+    va = labelled(con, [validation_date], features)
     stop_half = hash_unit(va.visitor_id, 17) < 0.5
     dstop = xgb.DMatrix(va.x[stop_half], label=va.y[stop_half], feature_names=features, nthread=threads)
     booster = xgb.train(
@@ -78,7 +87,8 @@ def fit(
     p = calibration.apply(raw)
     threshold = evaluate.best_f1_threshold(va.y[~stop_half], p)
     metrics = evaluate.metrics(va.y[~stop_half], p, threshold)
-    metrics["training_rows"] = float(tr.y.size)
+    metrics["training_rows"] = float(training_rows)
+    metrics["negative_keep_rate"] = keep
     return booster, calibration, threshold, metrics
 
 
@@ -92,7 +102,9 @@ def train(
             f"training on {len(train_dates)} cut-offs {train_dates[0]}..{train_dates[-1]}, "
             f"validating on {validation_date}, {len(features)} features"
         )
-    booster, calibration, threshold, metrics = fit(con, train_dates, validation_date, features, PARAMS, cfg.threads)
+    booster, calibration, threshold, metrics = fit(
+        con, train_dates, validation_date, features, PARAMS, cfg.threads, cfg.max_training_negatives
+    )
     raw_model = booster.save_raw("json")
     version = f"{as_of:%Y%m%d}-{hashlib.sha256(bytes(raw_model)).hexdigest()[:10]}"
     meta = registry.ModelMetadata(

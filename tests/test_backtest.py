@@ -65,7 +65,9 @@ def test_every_choice_but_the_test_tuned_threshold_ignores_the_test_labels(backt
 
     def predictions():
         with warehouse.session(copy) as con:
-            _, out = backtest.predict_cutoff(con, test_date, cfg.horizon_days, cfg.training_cutoffs, cfg.truth_dir, 1)
+            _, out = backtest.predict_cutoff(
+                con, test_date, cfg.horizon_days, cfg.training_cutoffs, cfg.truth_dir, 1, cfg.max_training_negatives
+            )
         return out
 
     before = predictions()

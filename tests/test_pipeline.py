@@ -297,3 +297,26 @@ def test_a_first_run_built_in_passes_gives_the_same_features_and_model(pipeline,
             ).fetchone()[0]
             assert differing == 0
     assert summary.trained == summary0.trained  # same rows in, same model out
+
+
+def test_training_reads_every_buyer_and_a_bounded_sample_of_non_buyers(pipeline) -> None:
+    from models_py import features as feats
+    from models_py.train import NEGATIVE_KEEP_RATE, negative_keep_rate
+
+    cfg, summary = pipeline
+    with duckdb.connect(str(cfg.warehouse_path), read_only=True) as con:
+        dates = feats.labelled_dates(con, summary.as_of, cfg.horizon_days)[:-1]
+        names = feats.product_features(con)
+        everyone = feats.labelled(con, dates, names)
+        in_small_batches = feats.labelled(con, dates, names, batch_rows=997)
+        negatives = feats.negatives(con, dates)
+        keep = negative_keep_rate(negatives, max_negatives=negatives // 20)
+        sample = feats.labelled(con, dates, names, negative_keep_rate=keep, batch_rows=997)
+    assert np.array_equal(in_small_batches.x, everyone.x, equal_nan=True)
+    assert np.array_equal(in_small_batches.y, everyone.y)
+    assert negatives == int((everyone.y == 0).sum())
+    assert negative_keep_rate(negatives, max_negatives=10**9) == NEGATIVE_KEEP_RATE  # small shops: the usual quarter
+    assert keep < NEGATIVE_KEEP_RATE
+    assert sample.y.sum() == everyone.y.sum()  # every buyer is kept
+    kept = int((sample.y == 0).sum())
+    assert abs(kept - keep * negatives) < 4 * math.sqrt(keep * negatives)
