@@ -486,6 +486,38 @@ def backtest_table(summary: dict) -> str:
 
 
 @app.command()
+def ceiling(
+    as_of: str = typer.Option(None, help="Test cut-off (default: the latest one the backtest can test)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on standard output."),
+) -> None:
+    """Simulated shop only: how far the oracle's lead is knowable, by retraining with its hidden state as features."""
+    import json
+
+    from models_py import backtest, ceiling, warehouse
+
+    cfg = settings()
+    try:
+        with warehouse.session(cfg.warehouse_path, read_only=True) as con:
+            day = _as_of(as_of) or backtest.backtest_dates(con, cfg.horizon_days, cfg.training_cutoffs)[-1]
+            _say(f"ceiling on {day}: the product's model, then again with each part of the hidden state added")
+            result = ceiling.run(
+                con, cfg.truth_dir, day, cfg.horizon_days, cfg.training_cutoffs, cfg.threads,
+                cfg.max_training_negatives, progress=_say,
+            )  # fmt: skip
+    except Exception as exc:  # noqa: BLE001
+        raise _fail(exc) from exc
+    if as_json:
+        typer.echo(json.dumps(result, indent=1))
+        return
+    typer.echo(f"{day}: {result['visitors']:,} visitors, {result['buyers']:,} buyers, "
+               f"oracle ROC AUC {result['oracle_roc_auc']:.4f}")  # fmt: skip
+    base = result["variants"]["product"]["roc_auc"]
+    for name, r in result["variants"].items():
+        typer.echo(f"{name:>14}  ROC AUC {r['roc_auc']:.4f}  {r['auc_to_oracle']:.3f} of the oracle  "
+                   f"{r['roc_auc'] - base:+.4f} over the product")  # fmt: skip
+
+
+@app.command()
 def report() -> None:
     """Write reports/<run>/index.html: the data, the champion, drift and the latest backtest, with PNG charts."""
     from jobs.backtest import latest_backtest

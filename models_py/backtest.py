@@ -97,7 +97,8 @@ def _calibrated_rule(raw_val: np.ndarray, val: LabelledSet, raw_test: np.ndarray
     return Prediction(calibration.apply(raw_test), evaluate.best_f1_threshold(val.y, p_val))
 
 
-def _oracle(truth_dir: Path, rows: LabelledSet, as_of: date, horizon_days: int) -> np.ndarray | None:
+def oracle_scores(truth_dir: Path, rows: LabelledSet, as_of: date, horizon_days: int) -> np.ndarray | None:
+    """The simulator's true probability for each row, or None for a shop without truth (the real file)."""
     if not truth_dir.is_dir() or not any(truth_dir.glob("visitors_*.parquet")):
         return None
     truth = oracle.true_probabilities(truth_dir, as_of, horizon_days)
@@ -158,9 +159,9 @@ def predict_cutoff(
     out["recency"] = _calibrated_rule(recency(val), val, recency(test))
     out["cart_heuristic"] = _calibrated_rule(open_cart(val), val, open_cart(test))
 
-    truth_test = _oracle(truth_dir, test, test_date, horizon_days)
+    truth_test = oracle_scores(truth_dir, test, test_date, horizon_days)
     if truth_test is not None:
-        truth_val = _oracle(truth_dir, val, validation_date, horizon_days)
+        truth_val = oracle_scores(truth_dir, val, validation_date, horizon_days)
         out["oracle"] = Prediction(truth_test, evaluate.best_f1_threshold(val.y, truth_val))
     return test, out
 

@@ -67,15 +67,16 @@ def labelled(
     features: list[str],
     negative_keep_rate: float = 1.0,
     batch_rows: int = 1_000_000,
+    source: str = FEATURES_TABLE,
 ) -> LabelledSet:
     """Feature rows of complete-label cut-offs with their labels.
 
     With ``negative_keep_rate`` < 1 only that share of non-buyers is read (chosen by ``hash_unit`` of visitor and
     as-of day). Rows stream in batches into one float32 matrix, so a large shop's cut-offs never sit in memory
-    twice (as Arrow and as the matrix).
+    twice (as Arrow and as the matrix). ``source`` is the features mart or a view over it with extra columns.
     """
     sample = _hash_unit_sql("f.visitor_id", "(f.as_of_date - date '1970-01-01')")
-    rows = f"""from {FEATURES_TABLE} f
+    rows = f"""from {source} f
             join {LABELS_TABLE} l using (as_of_date, visitor_id)
             where f.as_of_date in (select unnest(?::date[])) and l.is_label_complete
               and (l.has_purchased = 1 or {sample} < ?)"""

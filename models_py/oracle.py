@@ -51,8 +51,8 @@ def first_purchase_probability(
     return np.clip(np.where(in_market, from_market, from_idle), 0.0, 1.0)
 
 
-def true_probabilities(truth_dir: Path, as_of: date, horizon_days: int = 7) -> pa.Table:
-    """``(visitor_id, as_of_date, horizon_days, true_probability)`` for every visitor seen before ``as_of``."""
+def hidden_state(truth_dir: Path, as_of: date) -> pa.Table:
+    """Every visitor seen before ``as_of`` with its latent state at the cut-off: the oracle's inputs."""
     cutoff = shop_clock.day_start_ms(as_of)
     visitors = ds.dataset(sorted(truth_dir.glob("visitors_*.parquet"))).to_table(
         filter=pc.field("arrived_at_ms") < cutoff
@@ -67,24 +67,39 @@ def true_probabilities(truth_dir: Path, as_of: date, horizon_days: int = 7) -> p
         filter=pc.field("ended_in_purchase") & (pc.field("ended_at_ms") <= cutoff),
     )
     vid = visitors["visitor_id"].to_numpy()
-    alive = visitors["churned_at_ms"].to_numpy() > cutoff
-    in_market = np.isin(vid, open_episodes["visitor_id"].to_numpy())
     # A first purchase makes a visitor a customer, with its own (higher) rate of new episodes.
     customer = np.isin(vid, purchases["visitor_id"].to_numpy())
-    kappa = np.where(customer, visitors["episode_rate_customer"].to_numpy(), visitors["episode_rate_new"].to_numpy())
-    p = first_purchase_probability(
-        in_market,
-        kappa,
-        visitors["episode_end_rate"].to_numpy(),
-        visitors["conversion"].to_numpy(),
-        visitors["churn_rate"].to_numpy(),
-        float(horizon_days),
-    )
-    p = np.where(alive, p, 0.0)
-    n = vid.size
     return pa.table(
         {
             "visitor_id": vid,
+            "alive": visitors["churned_at_ms"].to_numpy() > cutoff,
+            "in_market": np.isin(vid, open_episodes["visitor_id"].to_numpy()),
+            "episode_rate": np.where(
+                customer, visitors["episode_rate_customer"].to_numpy(), visitors["episode_rate_new"].to_numpy()
+            ),
+            "episode_end_rate": visitors["episode_end_rate"],
+            "conversion": visitors["conversion"],
+            "churn_rate": visitors["churn_rate"],
+        }
+    )
+
+
+def true_probabilities(truth_dir: Path, as_of: date, horizon_days: int = 7) -> pa.Table:
+    """``(visitor_id, as_of_date, horizon_days, true_probability)`` for every visitor seen before ``as_of``."""
+    state = hidden_state(truth_dir, as_of)
+    p = first_purchase_probability(
+        state["in_market"].to_numpy(),
+        state["episode_rate"].to_numpy(),
+        state["episode_end_rate"].to_numpy(),
+        state["conversion"].to_numpy(),
+        state["churn_rate"].to_numpy(),
+        float(horizon_days),
+    )
+    p = np.where(state["alive"].to_numpy(), p, 0.0)
+    n = state.num_rows
+    return pa.table(
+        {
+            "visitor_id": state["visitor_id"],
             "as_of_date": pa.array([as_of] * n, pa.date32()) if n else pa.array([], pa.date32()),
             "horizon_days": pa.array(np.full(n, horizon_days, np.int32)),
             "true_probability": p,

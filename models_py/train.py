@@ -14,7 +14,7 @@ import xgboost as xgb
 from models_py import evaluate, registry
 from models_py.calibration import Calibration
 from models_py.config import Settings
-from models_py.features import hash_unit, labelled, labelled_dates, negatives, product_features
+from models_py.features import FEATURES_TABLE, hash_unit, labelled, labelled_dates, negatives, product_features
 
 PARAMS = {
     "objective": "binary:logistic",  # unweighted log loss: scores stay close to probabilities
@@ -60,16 +60,17 @@ def fit(
     params: dict,
     threads: int,
     max_negatives: int,
+    source: str = FEATURES_TABLE,
 ) -> tuple[xgb.Booster, Calibration, float, dict]:
     keep = negative_keep_rate(negatives(con, train_dates), max_negatives)
-    tr = labelled(con, train_dates, features, negative_keep_rate=keep)
+    tr = labelled(con, train_dates, features, negative_keep_rate=keep, source=source)
     weight = np.where(tr.y == 1, 1.0, 1.0 / keep).astype(np.float32)
     dtrain = xgb.DMatrix(tr.x, label=tr.y, weight=weight, feature_names=features, nthread=threads)
     training_rows = tr.y.size
     del tr  # the DMatrix holds its own copy; a large shop needs the memory for the validation rows
     # Validation visitors are split in two: one half stops the boosting, the other calibrates and picks the
     # threshold, so neither choice is scored on the rows that made it.
-    va = labelled(con, [validation_date], features)
+    va = labelled(con, [validation_date], features, source=source)
     stop_half = hash_unit(va.visitor_id, 17) < 0.5
     dstop = xgb.DMatrix(va.x[stop_half], label=va.y[stop_half], feature_names=features, nthread=threads)
     booster = xgb.train(

@@ -99,3 +99,22 @@ def test_the_report_has_every_chart_and_the_backtest_table(backtested, pipeline)
         assert (index.parent / image).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     for name in backtest.MODELS:
         assert f"<td>{name}</td>" in page
+
+
+def test_the_ceiling_starts_from_the_product_model_and_measures_what_the_hidden_state_adds(backtested) -> None:
+    from models_py import ceiling
+
+    cfg, summary, _ = backtested
+    test_date = backtest.date.fromisoformat(summary["cutoffs"][-1])
+    with warehouse.session(cfg.warehouse_path, read_only=True) as con:
+        result = ceiling.run(
+            con, test_date=test_date, truth_dir=cfg.truth_dir, horizon_days=cfg.horizon_days,
+            training_cutoffs=cfg.training_cutoffs, threads=cfg.threads, max_negatives=cfg.max_training_negatives,
+        )  # fmt: skip
+    product = summary["models"]["product"]["per_cutoff"][-1]
+    assert list(result["variants"]) == list(ceiling.variants())
+    # Its baseline is the backtest's own product model on the same cut-off, not a lookalike.
+    assert result["variants"]["product"]["roc_auc"] == pytest.approx(product["roc_auc"], abs=1e-9)
+    assert result["oracle_roc_auc"] == pytest.approx(product["oracle_roc_auc"], abs=1e-9)
+    # The hidden state is information: given all of it the same learner must come closer to the oracle.
+    assert result["variants"]["+all_hidden"]["roc_auc"] > product["roc_auc"] + 0.01

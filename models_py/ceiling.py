@@ -1,0 +1,93 @@
+"""How much of the oracle's lead behaviour could close: the product's model retrained with parts of the simulator's
+hidden state as extra features, on the same cut-offs and by the same rules, next to the oracle.
+
+A diagnostic of the simulated shop only (the hidden state is the simulator's); nothing here reaches the scores.
+If the model given some hidden variable gains little, the events already reveal it; if it gains a lot, no feature
+built from the events can stand in for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import xgboost as xgb
+
+from models_py import evaluate, oracle
+from models_py.backtest import oracle_scores
+from models_py.features import FEATURES_TABLE, labelled, labelled_dates, product_features
+from models_py.train import PARAMS, fit, split_dates
+
+HIDDEN = ("in_market", "alive", "conversion", "episode_rate")
+HIDDEN_VIEW = "features_with_hidden_state"
+
+
+def variants() -> dict[str, tuple[str, ...]]:
+    """The product's features alone, plus each hidden variable in turn, plus all of them."""
+    return {"product": (), **{f"+{h}": (h,) for h in HIDDEN}, "+all_hidden": HIDDEN}
+
+
+def _attach_hidden_state(con: duckdb.DuckDBPyConnection, truth_dir: Path, dates: list[date]) -> list[str]:
+    """A temporary view of the features mart with the hidden state of each visitor at each cut-off."""
+    tables = []
+    for day in dates:
+        state = oracle.hidden_state(truth_dir, day).select(["visitor_id", *HIDDEN])
+        tables.append(state.append_column("as_of_date", pa.array([day] * state.num_rows, pa.date32())))
+    con.register("hidden_state_rows", pa.concat_tables(tables))
+    columns = [f"hidden_{h}" for h in HIDDEN]
+    select = ", ".join(f"cast(h.{h} as double) as hidden_{h}" for h in HIDDEN)
+    con.execute(
+        f"""create or replace temp view {HIDDEN_VIEW} as
+            select f.*, {select}
+            from {FEATURES_TABLE} f
+            left join hidden_state_rows h on f.as_of_date = h.as_of_date and f.visitor_id = h.visitor_id"""
+    )
+    return columns
+
+
+def run(
+    con: duckdb.DuckDBPyConnection,
+    truth_dir: Path,
+    test_date: date,
+    horizon_days: int,
+    training_cutoffs: int,
+    threads: int,
+    max_negatives: int,
+    progress: Callable[[str], None] | None = None,
+) -> dict:
+    """ROC AUC on ``test_date`` of every variant and of the oracle; training and choices as in the backtest."""
+    features = product_features(con)
+    train_dates, validation_date = split_dates(labelled_dates(con, test_date, horizon_days), training_cutoffs)
+    _attach_hidden_state(con, truth_dir, [*train_dates, validation_date, test_date])
+    test = labelled(con, [test_date], features)
+    truth = oracle_scores(truth_dir, test, test_date, horizon_days)
+    if truth is None:
+        raise FileNotFoundError(f"no simulator truth in {truth_dir}: the ceiling needs the simulated shop")
+    oracle_auc = evaluate.metrics(test.y, truth, 0.5)["roc_auc"]
+    results = {}
+    for name, hidden in variants().items():
+        columns = [*features, *(f"hidden_{h}" for h in hidden)]
+        booster, calibration, _, _ = fit(
+            con, train_dates, validation_date, columns, PARAMS, threads, max_negatives, source=HIDDEN_VIEW
+        )
+        rows = labelled(con, [test_date], columns, source=HIDDEN_VIEW)
+        if not np.array_equal(rows.visitor_id, test.visitor_id):
+            raise RuntimeError("the test rows differ between the mart and its hidden-state view")
+        p = calibration.apply(booster.predict(xgb.DMatrix(rows.x, feature_names=columns, nthread=threads)))
+        auc = evaluate.metrics(rows.y, p, 0.5)["roc_auc"]
+        results[name] = {"roc_auc": auc, "auc_to_oracle": auc / oracle_auc}
+        if progress:
+            progress(f"{name:>14}: ROC AUC {auc:.4f} ({auc / oracle_auc:.3f} of the oracle)")
+    return {
+        "as_of_date": test_date.isoformat(),
+        "training_as_of_dates": [d.isoformat() for d in train_dates],
+        "validation_as_of_date": validation_date.isoformat(),
+        "visitors": int(test.y.size),
+        "buyers": int(test.y.sum()),
+        "oracle_roc_auc": oracle_auc,
+        "variants": results,
+    }
