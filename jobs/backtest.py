@@ -77,3 +77,15 @@ def run_backtest(cfg: Settings, last: int | None, say: Callable[[str], None]) ->
 def latest_backtest(reports_dir: Path) -> dict | None:
     found = sorted((reports_dir / "backtests").glob("*.json"))
     return json.loads(found[-1].read_text()) if found else None
+
+
+def save_ceiling(reports_dir: Path, result: dict) -> Path:
+    out = reports_dir / "ceilings" / f"{result['as_of_date']}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    return out
+
+
+def latest_ceiling(reports_dir: Path) -> dict | None:
+    found = sorted((reports_dir / "ceilings").glob("*.json"))
+    return json.loads(found[-1].read_text()) if found else None

@@ -493,6 +493,7 @@ def ceiling(
     """Simulated shop only: how far the oracle's lead is knowable, by retraining with its hidden state as features."""
     import json
 
+    from jobs.backtest import save_ceiling
     from models_py import backtest, ceiling, warehouse
 
     cfg = settings()
@@ -504,6 +505,7 @@ def ceiling(
                 con, cfg.truth_dir, day, cfg.horizon_days, cfg.training_cutoffs, cfg.threads,
                 cfg.max_training_negatives, progress=_say,
             )  # fmt: skip
+        path = save_ceiling(cfg.reports_dir, result)
     except Exception as exc:  # noqa: BLE001
         raise _fail(exc) from exc
     if as_json:
@@ -515,12 +517,13 @@ def ceiling(
     for name, r in result["variants"].items():
         typer.echo(f"{name:>14}  ROC AUC {r['roc_auc']:.4f}  {r['auc_to_oracle']:.3f} of the oracle  "
                    f"{r['roc_auc'] - base:+.4f} over the product")  # fmt: skip
+    _say(f"ceiling: {path} (the next report shows it)")
 
 
 @app.command()
 def report() -> None:
     """Write reports/<run>/index.html: the data, the champion, drift and the latest backtest, with PNG charts."""
-    from jobs.backtest import latest_backtest
+    from jobs.backtest import latest_backtest, latest_ceiling
     from jobs.nightly import new_run_id
     from models_py import warehouse
     from models_py.report import write_report
@@ -531,7 +534,7 @@ def report() -> None:
             run_id = new_run_id()
             index = write_report(
                 con, cfg.reports_dir / run_id, cfg.models_dir, latest_backtest(cfg.reports_dir),
-                f"Purchase propensity report {run_id}",
+                f"Purchase propensity report {run_id}", latest_ceiling(cfg.reports_dir),
             )  # fmt: skip
     except Exception as exc:  # noqa: BLE001
         raise _fail(exc) from exc

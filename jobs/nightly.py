@@ -326,13 +326,13 @@ def refresh_report(
     con: duckdb.DuckDBPyConnection, cfg: Settings, run_id: str, say: Callable[[str], None]
 ) -> Path | None:
     """The report with tonight's model and drift sections; a broken chart must not fail a published run."""
-    from jobs.backtest import latest_backtest
+    from jobs.backtest import latest_backtest, latest_ceiling
     from models_py.report import write_report
 
     try:
         return write_report(
             con, cfg.reports_dir / run_id, cfg.models_dir, latest_backtest(cfg.reports_dir),
-            f"Purchase propensity report, nightly run {run_id}",
+            f"Purchase propensity report, nightly run {run_id}", latest_ceiling(cfg.reports_dir),
         )  # fmt: skip
     except Exception as exc:  # noqa: BLE001
         say(f"warning: the report was not refreshed: {type(exc).__name__}: {exc}")

@@ -227,6 +227,23 @@ def _backtest_section(page: Page, summary: dict) -> None:
     page.section("Out-of-time backtest", explain, table, curves_fig, calibration_fig, lift_fig, over_time_fig)
 
 
+def _ceiling_section(page: Page, result: dict) -> None:
+    base = result["variants"]["product"]["roc_auc"]
+    rows = [
+        [name, f"{r['roc_auc']:.4f}", f"{r['auc_to_oracle']:.3f}", f"{r['roc_auc'] - base:+.4f}"]
+        for name, r in result["variants"].items()
+    ]
+    explain = (
+        f"<p><code>propensity ceiling</code> on {result['as_of_date']} ({result['visitors']:,} visitors, "
+        f"{result['buyers']:,} buyers, oracle ROC AUC {result['oracle_roc_auc']:.4f}): the product's model retrained "
+        "by the same rules with parts of the simulator's hidden state added as features. What a variable adds is "
+        "the part of the oracle's lead that the events do not reveal; what all of them leave is the learner's "
+        "own shortfall.</p>"
+    )
+    table = _table(["features", "ROC AUC", "/ oracle", "over the product"], rows)
+    page.section("How much of the oracle's lead is knowable", explain, table)
+
+
 def _mean_sd(body: dict, key: str) -> str:
     mean, sd = body["mean"].get(key), body["sd"].get(key)
     if mean is None:
@@ -246,7 +263,12 @@ figcaption { font-size: .85em; color: #555; }
 
 
 def write_report(
-    con: duckdb.DuckDBPyConnection, folder: Path, models_dir: Path, backtest_summary: dict | None, title: str
+    con: duckdb.DuckDBPyConnection,
+    folder: Path,
+    models_dir: Path,
+    backtest_summary: dict | None,
+    title: str,
+    ceiling: dict | None = None,
 ) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     page = Page(folder)
@@ -257,6 +279,8 @@ def write_report(
         _backtest_section(page, backtest_summary)
     else:
         page.section("Out-of-time backtest", "<p>No backtest yet: run <code>propensity backtest</code>.</p>")
+    if ceiling:
+        _ceiling_section(page, ceiling)
     index = folder / "index.html"
     index.write_text(
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"

@@ -101,8 +101,11 @@ def test_the_report_has_every_chart_and_the_backtest_table(backtested, pipeline)
         assert f"<td>{name}</td>" in page
 
 
-def test_the_ceiling_starts_from_the_product_model_and_measures_what_the_hidden_state_adds(backtested) -> None:
+def test_the_ceiling_starts_from_the_product_model_and_measures_what_the_hidden_state_adds(
+    backtested, tmp_path: Path
+) -> None:
     from models_py import ceiling
+    from models_py.report import write_report
 
     cfg, summary, _ = backtested
     test_date = backtest.date.fromisoformat(summary["cutoffs"][-1])
@@ -111,6 +114,7 @@ def test_the_ceiling_starts_from_the_product_model_and_measures_what_the_hidden_
             con, test_date=test_date, truth_dir=cfg.truth_dir, horizon_days=cfg.horizon_days,
             training_cutoffs=cfg.training_cutoffs, threads=cfg.threads, max_negatives=cfg.max_training_negatives,
         )  # fmt: skip
+        page = write_report(con, tmp_path / "r", cfg.models_dir, summary, "test report", ceiling=result).read_text()
     product = summary["models"]["product"]["per_cutoff"][-1]
     assert list(result["variants"]) == list(ceiling.variants())
     # Its baseline is the backtest's own product model on the same cut-off, not a lookalike.
@@ -118,3 +122,5 @@ def test_the_ceiling_starts_from_the_product_model_and_measures_what_the_hidden_
     assert result["oracle_roc_auc"] == pytest.approx(product["oracle_roc_auc"], abs=1e-9)
     # The hidden state is information: given all of it the same learner must come closer to the oracle.
     assert result["variants"]["+all_hidden"]["roc_auc"] > product["roc_auc"] + 0.01
+    for name in ceiling.variants():
+        assert f"<td>{name}</td>" in page
