@@ -13,7 +13,6 @@ from datetime import date
 from pathlib import Path
 
 import duckdb
-import numpy as np
 import pyarrow as pa
 import xgboost as xgb
 
@@ -62,8 +61,8 @@ def run(
     """ROC AUC on ``test_date`` of every variant and of the oracle; training and choices as in the backtest."""
     features = product_features(con)
     train_dates, validation_date = split_dates(labelled_dates(con, test_date, horizon_days), training_cutoffs)
-    _attach_hidden_state(con, truth_dir, [*train_dates, validation_date, test_date])
-    test = labelled(con, [test_date], features)
+    hidden_columns = _attach_hidden_state(con, truth_dir, [*train_dates, validation_date, test_date])
+    test = labelled(con, [test_date], [*features, *hidden_columns], source=HIDDEN_VIEW)
     truth = oracle_scores(truth_dir, test, test_date, horizon_days)
     if truth is None:
         raise FileNotFoundError(f"no simulator truth in {truth_dir}: the ceiling needs the simulated shop")
@@ -74,11 +73,9 @@ def run(
         booster, calibration, _, _ = fit(
             con, train_dates, validation_date, columns, PARAMS, threads, max_negatives, source=HIDDEN_VIEW
         )
-        rows = labelled(con, [test_date], columns, source=HIDDEN_VIEW)
-        if not np.array_equal(rows.visitor_id, test.visitor_id):
-            raise RuntimeError("the test rows differ between the mart and its hidden-state view")
-        p = calibration.apply(booster.predict(xgb.DMatrix(rows.x, feature_names=columns, nthread=threads)))
-        auc = evaluate.metrics(rows.y, p, 0.5)["roc_auc"]
+        x = test.x[:, [test.features.index(c) for c in columns]]
+        p = calibration.apply(booster.predict(xgb.DMatrix(x, feature_names=columns, nthread=threads)))
+        auc = evaluate.metrics(test.y, p, 0.5)["roc_auc"]
         results[name] = {"roc_auc": auc, "auc_to_oracle": auc / oracle_auc}
         if progress:
             progress(f"{name:>14}: ROC AUC {auc:.4f} ({auc / oracle_auc:.3f} of the oracle)")
