@@ -59,13 +59,13 @@ def run(
     progress: Callable[[str], None] | None = None,
 ) -> dict:
     """ROC AUC on ``test_date`` of every variant and of the oracle; training and choices as in the backtest."""
+    if not any(truth_dir.glob("visitors_*.parquet")):
+        raise FileNotFoundError(f"no simulator truth in {truth_dir}: the ceiling needs the simulated shop")
     features = product_features(con)
     train_dates, validation_date = split_dates(labelled_dates(con, test_date, horizon_days), training_cutoffs)
     hidden_columns = _attach_hidden_state(con, truth_dir, [*train_dates, validation_date, test_date])
     test = labelled(con, [test_date], [*features, *hidden_columns], source=HIDDEN_VIEW)
     truth = oracle_scores(truth_dir, test, test_date, horizon_days)
-    if truth is None:
-        raise FileNotFoundError(f"no simulator truth in {truth_dir}: the ceiling needs the simulated shop")
     oracle_auc = evaluate.metrics(test.y, truth, 0.5)["roc_auc"]
     results = {}
     for name, hidden in variants().items():

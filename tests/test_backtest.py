@@ -124,3 +124,15 @@ def test_the_ceiling_starts_from_the_product_model_and_measures_what_the_hidden_
     assert result["variants"]["+all_hidden"]["roc_auc"] > product["roc_auc"] + 0.01
     for name in ceiling.variants():
         assert f"<td>{name}</td>" in page
+
+
+def test_the_ceiling_names_the_missing_truth_of_a_real_shop(backtested, tmp_path: Path) -> None:
+    from models_py import ceiling
+
+    cfg, summary, _ = backtested
+    test_date = backtest.date.fromisoformat(summary["cutoffs"][-1])
+    with (
+        warehouse.session(cfg.warehouse_path, read_only=True) as con,
+        pytest.raises(FileNotFoundError, match=f"no simulator truth in {tmp_path}"),
+    ):
+        ceiling.run(con, tmp_path, test_date, cfg.horizon_days, cfg.training_cutoffs, 1, cfg.max_training_negatives)
