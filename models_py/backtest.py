@@ -20,7 +20,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import precision_recall_curve, roc_curve
 
 from models_py import evaluate, oracle
-from models_py.calibration import Calibration
+from models_py.calibration import IsotonicCalibration
 from models_py.features import SEED_FEATURES, LabelledSet, labelled, labelled_dates, product_features
 from models_py.train import PARAMS, TrainingError, fit, split_dates
 
@@ -92,7 +92,7 @@ def _seed_v1_inputs(rows: LabelledSet) -> np.ndarray:
 
 def _calibrated_rule(raw_val: np.ndarray, val: LabelledSet, raw_test: np.ndarray) -> Prediction:
     """A heuristic's score mapped to a probability and a threshold on the validation cut-off."""
-    calibration = Calibration.fit(raw_val, val.y)
+    calibration = IsotonicCalibration.fit(raw_val, val.y)
     p_val = calibration.apply(raw_val)
     return Prediction(calibration.apply(raw_test), evaluate.best_f1_threshold(val.y, p_val))
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import duckdb
 import xgboost as xgb
 
-from models_py.calibration import Calibration
+from models_py import calibration as calibrate
 
 REGISTRY_DDL = """
 create schema if not exists ml;
@@ -68,7 +68,7 @@ class ModelMetadata:
 class LoadedModel:
     meta: ModelMetadata
     booster: xgb.Booster
-    calibration: Calibration
+    calibration: calibrate.Calibration
 
 
 def feature_hash(features: list[str]) -> str:
@@ -101,9 +101,13 @@ def load(folder: Path, expected_sha256: str | None = None) -> LoadedModel:
                 f"refusing model {meta.version}: {model_path} has sha256 {actual[:16]}..., "
                 f"registered {expected[:16]}... (the file was changed or corrupted)"
             )
+    try:
+        calibration = calibrate.from_dict(meta.calibration)
+    except ValueError as exc:
+        raise ArtifactError(f"refusing model {meta.version}: {meta_path}: {exc}") from exc
     booster = xgb.Booster()
     booster.load_model(model_path)
-    return LoadedModel(meta=meta, booster=booster, calibration=Calibration(**meta.calibration))
+    return LoadedModel(meta=meta, booster=booster, calibration=calibration)
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:

@@ -11,8 +11,8 @@ import duckdb
 import numpy as np
 import xgboost as xgb
 
+from models_py import calibration as calibrate
 from models_py import evaluate, registry
-from models_py.calibration import Calibration
 from models_py.config import Settings
 from models_py.features import FEATURES_TABLE, hash_unit, labelled, labelled_dates, negatives, product_features
 
@@ -61,7 +61,7 @@ def fit(
     threads: int,
     max_negatives: int,
     source: str = FEATURES_TABLE,
-) -> tuple[xgb.Booster, Calibration, float, dict]:
+) -> tuple[xgb.Booster, calibrate.Calibration, float, dict]:
     keep = negative_keep_rate(negatives(con, train_dates), max_negatives)
     tr = labelled(con, train_dates, features, negative_keep_rate=keep, source=source)
     weight = np.where(tr.y == 1, 1.0, 1.0 / keep).astype(np.float32)
@@ -84,7 +84,10 @@ def fit(
     booster = booster[: booster.best_iteration + 1]
     dcal = xgb.DMatrix(va.x[~stop_half], feature_names=features, nthread=threads)
     raw = booster.predict(dcal)
-    calibration = Calibration.fit(raw, va.y[~stop_half])
+    try:
+        calibration = calibrate.LogOddsCalibration.fit(raw, va.y[~stop_half])
+    except ValueError as exc:
+        raise TrainingError(f"cannot calibrate on the validation cut-off {validation_date}: {exc}") from exc
     p = calibration.apply(raw)
     threshold = evaluate.best_f1_threshold(va.y[~stop_half], p)
     metrics = evaluate.metrics(va.y[~stop_half], p, threshold)
@@ -119,7 +122,7 @@ def train(
         params=PARAMS,
         best_iteration=int(booster.num_boosted_rounds()),
         threshold=threshold,
-        calibration={"x": calibration.x, "y": calibration.y},
+        calibration=calibrate.to_dict(calibration),
         metrics=metrics,
     )
     folder = registry.save(cfg.models_dir, booster, meta)

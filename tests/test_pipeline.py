@@ -18,6 +18,7 @@ import pytest
 
 from jobs.nightly import run_nightly
 from models_py import registry
+from models_py.calibration import LogOddsCalibration
 from models_py.config import settings
 from models_py.events_file import HEADER
 from models_py.shop_clock import day_start_ms
@@ -212,6 +213,36 @@ def test_a_tampered_model_artifact_is_refused(pipeline, tmp_path: Path) -> None:
     with pytest.raises(registry.ArtifactError, match="refusing model"):
         registry.load(copy, sha)
     assert registry.load(Path(folder), sha).meta.version == version
+
+
+def test_calibration_keeps_the_models_ranking_and_recovers_the_true_probabilities() -> None:
+    rng = np.random.default_rng(7)
+    log_odds = rng.normal(-6.0, 1.5, 400_000)
+    labels = (rng.random(log_odds.size) < 1 / (1 + np.exp(-log_odds))).astype(np.int8)
+    raw = (1 / (1 + np.exp(-(log_odds + 0.5) / 0.8))).astype(np.float32)  # too high and too spread out
+    calibration = LogOddsCalibration.fit(raw, labels)
+    assert calibration.slope == pytest.approx(0.8, abs=0.05) and calibration.intercept == pytest.approx(-0.5, abs=0.1)
+    p = calibration.apply(raw)
+    order = np.argsort(raw, kind="stable")
+    assert np.unique(p).size == np.unique(raw).size and np.all(np.diff(p[order]) >= 0)
+    assert p.mean() == pytest.approx(labels.mean(), rel=0.05)
+    with pytest.raises(ValueError, match="both buyers and non-buyers"):
+        LogOddsCalibration.fit(raw, np.zeros_like(labels))
+    with pytest.raises(ValueError, match="do not rank buyers above"):
+        LogOddsCalibration.fit(1 - raw, labels)
+
+
+def test_a_model_stored_before_log_odds_calibration_still_loads(pipeline, tmp_path: Path) -> None:
+    cfg, _ = pipeline
+    champion = registry.load_pointed_champion(cfg.models_dir)
+    copy = tmp_path / champion.meta.version
+    shutil.copytree(cfg.models_dir / champion.meta.version, copy)
+    meta = json.loads((copy / "metadata.json").read_text())
+    (copy / "metadata.json").write_text(json.dumps({**meta, "calibration": {"x": [0.0, 1.0], "y": [0.0, 0.5]}}))
+    assert registry.load(copy).calibration.apply(np.array([0.5])).tolist() == [0.25]
+    (copy / "metadata.json").write_text(json.dumps({**meta, "calibration": {"bins": [0.1]}}))
+    with pytest.raises(registry.ArtifactError, match="metadata.json: unknown calibration"):
+        registry.load(copy)
 
 
 def test_reason_codes_are_the_largest_contributions_in_order() -> None:
