@@ -1,9 +1,10 @@
 """Scores turned into probabilities, stored as plain numbers (no pickle).
 
 The product's model is calibrated by Platt scaling in log-odds: its raw XGBoost probabilities are nearly right
-already (an unweighted objective), two parameters correct their level and spread, and, being strictly increasing,
-they keep the model's full ranking. Isotonic steps, used before, tied thousands of visitors into one value and cost
-PR AUC. Scores that are not probabilities at all (the recency and cart heuristics) keep isotonic regression.
+already (no class reweighting; the non-buyer sample is weighted back to its share), two parameters correct their level
+and spread, and, being strictly increasing, they keep the model's full ranking. Isotonic steps, used before, tied
+thousands of visitors into one value and cost PR AUC. Scores that are not probabilities at all (the recency and
+cart heuristics) keep isotonic regression.
 """
 
 from __future__ import annotations
