@@ -1,91 +1,49 @@
-"""`propensity backtest`: build every weekly cut-off the data allows, then compare all models out of time."""
+"""`propensity backtest` and `propensity ceiling`: build every weekly cut-off the data allows, then evaluate."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
+from functools import partial
 from pathlib import Path
 
-from jobs.nightly import latest_as_of, new_run_id
-from models_py import backtest, warehouse
 from models_py.config import Settings
-from models_py.dbt_runner import run_dbt
-from models_py.shop_clock import shop_day
-
-WARM_UP_DAYS = 30  # the longest feature window: earlier cut-offs would see truncated windows
-
-
-def backtest_spine(first_day: date, as_of: date, step_days: int) -> list[date]:
-    """Weekly cut-offs ending at ``as_of``, as far back as a full 30-day window allows."""
-    dates, day = [], as_of
-    while day >= first_day + timedelta(days=WARM_UP_DAYS):
-        dates.append(day)
-        day -= timedelta(days=step_days)
-    return sorted(dates)
+from models_py.modeling import backtest
+from models_py.ops import results, run_log
+from models_py.shop_calendar import utc_now_naive
+from models_py.warehouse import build_plan
+from models_py.warehouse.connection import session
+from models_py.warehouse.dbt import run_dbt
+from models_py.world import ceiling, oracle
 
 
 def build_spine(cfg: Settings, say: Callable[[str], None]) -> list[date]:
-    with warehouse.session(cfg.warehouse_path) as con:
-        as_of = latest_as_of(con)
-        first_day = shop_day(con.execute("select min(timestamp) from raw.events").fetchone()[0])
-        spine = backtest_spine(first_day, as_of, cfg.cutoff_step_days)
-        try:
-            have = {r[0] for r in con.execute("select distinct as_of_date from marts.fct_visitor_features").fetchall()}
-        except Exception:  # noqa: BLE001 - no mart yet: build everything
-            have = set()
+    with session(cfg) as con:
+        as_of = build_plan.latest_as_of(con, cfg)
+        first_day, _ = build_plan.loaded_days(con, cfg)
+        spine = build_plan.backtest_spine(first_day, as_of, cfg.cutoff_step_days)
+        have = build_plan.built_dates(con)
     missing = [d for d in spine if d not in have]
     say(f"backtest spine: {len(spine)} weekly cut-offs {spine[0]}..{spine[-1]}; building features for {len(missing)}")
-    run_dbt(
-        cfg,
-        ["build"],
-        {
-            "as_of_date": as_of.isoformat(),
-            "feature_dates": [d.isoformat() for d in missing] or [as_of.isoformat()],
-            "history_cutoffs": len(spine) - 1,
-            "cutoff_step_days": cfg.cutoff_step_days,
-            "label_horizon_days": cfg.horizon_days,
-        },
-        progress=say,
-    )
+    run_dbt(cfg, ["build"], build_plan.dbt_vars(as_of, missing or [as_of], cfg, history=len(spine) - 1), say)
     return spine
 
 
 def run_backtest(cfg: Settings, last: int | None, say: Callable[[str], None]) -> tuple[dict, Path]:
     build_spine(cfg, say)
-    run_id = new_run_id()
-    with warehouse.session(cfg.warehouse_path) as con:
-        summary = backtest.run(
-            con,
-            cfg.horizon_days,
-            cfg.training_cutoffs,
-            cfg.truth_dir,
-            cfg.threads,
-            cfg.max_training_negatives,
-            last=last,
-            progress=say,
-        )
+    run_id = run_log.new_run_id()
+    truth = partial(oracle.truth_for, cfg.truth_dir, horizon_days=cfg.horizon_days)
+    with session(cfg) as con:
+        summary = backtest.run(con, cfg, truth if oracle.has_truth(cfg.truth_dir) else None, last=last, progress=say)
         summary["run_id"] = run_id
-        summary["measured_at"] = datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="seconds")
+        summary["measured_at"] = utc_now_naive().isoformat(timespec="seconds")
         backtest.store(con, run_id, summary)
-    out = cfg.reports_dir / "backtests" / f"{run_id}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(summary, indent=1) + "\n")
-    return summary, out
+    return summary, results.save(cfg.reports_dir, "backtests", run_id, summary)
 
 
-def latest_backtest(reports_dir: Path) -> dict | None:
-    found = sorted((reports_dir / "backtests").glob("*.json"))
-    return json.loads(found[-1].read_text()) if found else None
-
-
-def save_ceiling(reports_dir: Path, result: dict) -> Path:
-    out = reports_dir / "ceilings" / f"{result['as_of_date']}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1) + "\n")
-    return out
-
-
-def latest_ceiling(reports_dir: Path) -> dict | None:
-    found = sorted((reports_dir / "ceilings").glob("*.json"))
-    return json.loads(found[-1].read_text()) if found else None
+def run_ceiling(cfg: Settings, as_of: date | None, say: Callable[[str], None]) -> tuple[dict, Path]:
+    with session(cfg, read_only=True) as con:
+        day = as_of or backtest.backtest_dates(con, cfg.horizon_days, cfg.training_cutoffs)[-1]
+        say(f"ceiling on {day}: the product's model, then again with each part of the hidden state added")
+        result = ceiling.run(con, cfg, day, progress=say)
+    return result, results.save(cfg.reports_dir, "ceilings", result["as_of_date"], result)

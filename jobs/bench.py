@@ -21,28 +21,22 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from models_py.config import PROJECT_ROOT
-from models_py.shop_clock import DAY_MS, day_start_ms
+from models_py.config import PROJECT_ROOT, folder_env
+from models_py.shop_calendar import DAY_MS
+from models_py.world.traffic import CALENDAR
 
 SEED_WINDOWS = (1, 7, 30)
-
-
-def _env(root: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        "PROPENSITY_DATA_DIR": str(root / "data"),
-        "PROPENSITY_WAREHOUSE": str(root / "warehouse" / "propensity.duckdb"),
-        "PROPENSITY_SERVING": str(root / "warehouse" / "serving.duckdb"),
-        "PROPENSITY_MODELS_DIR": str(root / "artifacts"),
-        "PROPENSITY_REPORTS_DIR": str(root / "reports"),
-    }
 
 
 def _timed_cli(root: Path, *args: str) -> tuple[float, int]:
     """Wall seconds and peak RSS (MB) of one CLI call in its own process."""
     started = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-m", "jobs", *args], env=_env(root), capture_output=True, text=True, check=False
+        [sys.executable, "-m", "jobs", *args],
+        env={**os.environ, **folder_env(root)},
+        capture_output=True,
+        text=True,
+        check=False,
     )
     seconds = time.perf_counter() - started
     if proc.returncode != 0:
@@ -100,7 +94,7 @@ def duckdb_seed_features(con: duckdb.DuckDBPyConnection, cutoff_ms: int) -> None
 
 
 def bench_features(warehouse: Path, as_of: date) -> dict[str, float]:
-    cutoff = day_start_ms(as_of)
+    cutoff = CALENDAR.day_start_ms(as_of)
     con = duckdb.connect(str(warehouse), read_only=True)
     events = con.execute("select timestamp, visitorid, event, itemid from raw.events").df()
     t = time.perf_counter()

@@ -1,80 +1,60 @@
-"""Paths and settings for every stage, in one place. Environment variables override the defaults."""
+"""Paths and settings for every stage, in one place: the table in settings.toml, overridden by PROPENSITY_* variables.
+
+Every value is checked when the settings are read (type, range, paths that must not overlap), so a mistyped
+variable stops any command up front, naming the variable, before anything is touched.
+"""
 
 from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+import tomllib
+from dataclasses import dataclass, fields
 from pathlib import Path
 
+from models_py.errors import BadInputError
+from models_py.shop_calendar import ShopCalendar
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SPEC: dict[str, dict] = tomllib.loads((Path(__file__).with_name("settings.toml")).read_text())
+MEMORY = re.compile(r"\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)")
 
 
-def _path(env: str, default: Path) -> Path:
-    value = os.environ.get(env)
-    return Path(value).expanduser().resolve() if value else default
-
-
-def _number(env: str, default: float, kind: type) -> float:
-    value = os.environ.get(env, default)
-    try:
-        return kind(value)
-    except ValueError:
-        raise ValueError(f"{env}={value!r} is not a{'n integer' if kind is int else ' number'}") from None
-
-
-def _int(env: str, default: int) -> int:
-    return int(_number(env, default, int))
-
-
-def _float(env: str, default: float) -> float:
-    return _number(env, default, float)
-
-
-def _memory(env: str, default: str) -> str:
-    value = os.environ.get(env, default).strip()
-    if not re.fullmatch(r"\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", value):
-        raise ValueError(f"{env}={value!r} is not a memory size like '6GB' or '800MB'")
-    return value
+class SettingsError(BadInputError):
+    """A PROPENSITY_* variable that cannot be used; names the variable and its value."""
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything a stage needs to know about where things live and how the job behaves."""
+    """Everything a stage needs to know about where things live and how the job behaves (see settings.toml)."""
 
-    data_dir: Path = field(default_factory=lambda: _path("PROPENSITY_DATA_DIR", PROJECT_ROOT / "data"))
-    warehouse_path: Path = field(
-        default_factory=lambda: _path("PROPENSITY_WAREHOUSE", PROJECT_ROOT / "warehouse" / "propensity.duckdb")
-    )
-    serving_path: Path = field(
-        default_factory=lambda: _path("PROPENSITY_SERVING", PROJECT_ROOT / "warehouse" / "serving.duckdb")
-    )
-    models_dir: Path = field(default_factory=lambda: _path("PROPENSITY_MODELS_DIR", PROJECT_ROOT / "artifacts"))
-    reports_dir: Path = field(default_factory=lambda: _path("PROPENSITY_REPORTS_DIR", PROJECT_ROOT / "reports"))
-    dbt_project_dir: Path = PROJECT_ROOT / "dbt_project"
-    profiles_dir: Path = PROJECT_ROOT
-    horizon_days: int = field(default_factory=lambda: _int("PROPENSITY_HORIZON_DAYS", 7))
-    training_cutoffs: int = field(default_factory=lambda: _int("PROPENSITY_TRAINING_CUTOFFS", 6))
-    cutoff_step_days: int = field(default_factory=lambda: _int("PROPENSITY_CUTOFF_STEP_DAYS", 7))
-    retrain_every_days: int = field(default_factory=lambda: _int("PROPENSITY_RETRAIN_EVERY_DAYS", 7))
-    promotion_margin: float = field(default_factory=lambda: _float("PROPENSITY_PROMOTION_MARGIN", 0.002))
-    # Gates: tonight's population may differ from the last scored day's by this share, its mean score by this factor.
-    row_count_tolerance: float = field(default_factory=lambda: _float("PROPENSITY_ROW_COUNT_TOLERANCE", 0.25))
-    score_mean_ratio_limit: float = field(default_factory=lambda: _float("PROPENSITY_SCORE_MEAN_RATIO_LIMIT", 2.0))
-    # Drift (population stability index): above warn the run says so, above fail it stops before publishing.
-    drift_warn_psi: float = field(default_factory=lambda: _float("PROPENSITY_DRIFT_WARN_PSI", 0.1))
-    drift_fail_psi: float = field(default_factory=lambda: _float("PROPENSITY_DRIFT_FAIL_PSI", 0.5))
-    # The first run builds the whole spine of cut-offs; on a large shop it does so in passes of at most this many
-    # event x cut-off rows, so the build stays within DuckDB's memory limit instead of spilling tens of GB.
-    event_cutoffs_per_build: int = field(default_factory=lambda: _int("PROPENSITY_EVENT_CUTOFFS_PER_BUILD", 40_000_000))
-    # Non-buyers kept for training are thinned below the usual quarter when there are more than this many: a large
-    # shop's six cut-offs would otherwise be tens of millions of rows (the kept ones are up-weighted to match).
-    max_training_negatives: int = field(default_factory=lambda: _int("PROPENSITY_MAX_TRAINING_NEGATIVES", 4_000_000))
-    score_batch_rows: int = field(default_factory=lambda: _int("PROPENSITY_SCORE_BATCH_ROWS", 250_000))
-    threads: int = field(default_factory=lambda: _int("PROPENSITY_THREADS", os.cpu_count() or 2))
-    # DuckDB would otherwise take 80% of RAM per process; beyond this it spills to disk instead (dbt and the job
-    # each get this much, and the job's own arrays come on top).
-    duckdb_memory_limit: str = field(default_factory=lambda: _memory("PROPENSITY_DUCKDB_MEMORY_LIMIT", "6GB"))
+    data_dir: Path
+    warehouse_path: Path
+    serving_path: Path
+    models_dir: Path
+    reports_dir: Path
+    day_start_hour_utc: int
+    horizon_days: int
+    training_cutoffs: int
+    cutoff_step_days: int
+    retrain_every_days: int
+    promotion_margin: float
+    row_count_tolerance: float
+    score_mean_ratio_limit: float
+    drift_warn_psi: float
+    drift_fail_psi: float
+    event_cutoffs_per_build: int
+    max_training_negatives: int
+    score_batch_rows: int
+    threads: int
+    duckdb_memory_limit: str
+
+    dbt_project_dir = PROJECT_ROOT / "dbt_project"
+    profiles_dir = PROJECT_ROOT
+
+    @property
+    def calendar(self) -> ShopCalendar:
+        return ShopCalendar(self.day_start_hour_utc)
 
     @property
     def landing_dir(self) -> Path:
@@ -85,6 +65,71 @@ class Settings:
         return self.data_dir / "truth"
 
 
+def _value(name: str, spec: dict, raw: object) -> object:
+    """One setting's value from its variable (a string) or its default, converted and range-checked."""
+    env, kind = spec["env"], spec["type"]
+    if kind == "path":
+        return (PROJECT_ROOT / Path(str(raw)).expanduser()).resolve()
+    if kind == "memory":
+        if not MEMORY.fullmatch(str(raw).strip()):
+            raise SettingsError(f"{env}={raw!r} is not a memory size like '6GB' or '800MB'")
+        return str(raw).strip()
+    convert = int if kind == "int" else float
+    try:
+        value = convert(raw)
+    except ValueError:
+        raise SettingsError(f"{env}={raw!r} is not a{'n integer' if convert is int else ' number'}") from None
+    low, high = spec.get("min"), spec.get("max")
+    if (low is not None and value < low) or (high is not None and value > high):
+        allowed = f"from {low}" + (f" to {high}" if high is not None else " up")
+        raise SettingsError(f"{env}={raw!r} is out of range: {name} must be {allowed}")
+    return value
+
+
+def _check_paths(cfg: Settings) -> None:
+    """The warehouse, the serving file and the model folder must be three different places."""
+    places = {"PROPENSITY_WAREHOUSE": cfg.warehouse_path, "PROPENSITY_SERVING": cfg.serving_path,
+              "PROPENSITY_MODELS_DIR": cfg.models_dir}  # fmt: skip
+    for a, path_a in places.items():
+        for b, path_b in places.items():
+            if a < b and (path_a == path_b or path_a in path_b.parents or path_b in path_a.parents):
+                raise SettingsError(
+                    f"{a}={path_a} and {b}={path_b} overlap: the job would overwrite one with the other; "
+                    "point them at different places"
+                )
+
+
 def settings() -> Settings:
     """Settings read from the environment now (not at import), so tests can point stages elsewhere."""
-    return Settings()
+    values = {}
+    for f in fields(Settings):
+        spec = SPEC[f.name]
+        values[f.name] = _value(f.name, spec, os.environ.get(spec["env"], spec["default"]))
+    if not values["threads"]:
+        values["threads"] = os.cpu_count() or 2
+    cfg = Settings(**values)
+    if cfg.drift_warn_psi > cfg.drift_fail_psi:
+        raise SettingsError(
+            f"PROPENSITY_DRIFT_WARN_PSI={cfg.drift_warn_psi} is above PROPENSITY_DRIFT_FAIL_PSI={cfg.drift_fail_psi}"
+        )
+    _check_paths(cfg)
+    return cfg
+
+
+def describe() -> list[tuple[str, str, str, str]]:
+    """(variable, value in force, default, meaning) of every setting, for `propensity settings`."""
+    cfg = settings()
+    return [
+        (s["env"], str(getattr(cfg, name)), str(_value(name, s, s["default"])), s["help"]) for name, s in SPEC.items()
+    ]
+
+
+def folder_env(root: Path) -> dict[str, str]:
+    """The variables that put every file of the job (data, warehouse, serving, models, reports) under ``root``."""
+    return {
+        "PROPENSITY_DATA_DIR": str(root / "data"),
+        "PROPENSITY_WAREHOUSE": str(root / "warehouse" / "propensity.duckdb"),
+        "PROPENSITY_SERVING": str(root / "warehouse" / "serving.duckdb"),
+        "PROPENSITY_MODELS_DIR": str(root / "artifacts"),
+        "PROPENSITY_REPORTS_DIR": str(root / "reports"),
+    }

@@ -1,15 +1,42 @@
-"""Shared fixtures: one small simulated world per test session (seconds, not minutes)."""
+"""Shared fixtures: one small simulated world per test session (seconds, not minutes), run once through the nightly
+job. Tests that change what they run on take a private copy (``own_world``); the shared one stays as built.
+
+Every test that needs a simulated world is marked ``slow`` automatically: ``pytest -m "not slow"`` runs the pure
+tests alone, in seconds.
+"""
 
 from __future__ import annotations
 
+import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from models_py.simulator import simulate
+from models_py.config import Settings, folder_env, settings
+from models_py.world.simulate import simulate
 
 SMALL_SCALE = 0.02
 SMALL_SEED = 7
+WORLD_FIXTURES = {"small_world", "pipeline", "own_world", "backtested"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if WORLD_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
+@dataclass
+class World:
+    """A run's folders and the environment that points the job at them."""
+
+    root: Path
+    env: dict[str, str]
+
+    @property
+    def cfg(self) -> Settings:
+        return settings()
 
 
 @pytest.fixture(scope="session")
@@ -23,23 +50,37 @@ def small_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def pipeline(small_world: Path, tmp_path_factory: pytest.TempPathFactory):
     """The small world run through one nightly job, in its own folders (data, warehouse, artifacts)."""
-    import shutil
-
     from jobs.nightly import run_nightly
-    from models_py.config import settings
 
     root = tmp_path_factory.mktemp("pipeline")
     shutil.copytree(small_world / "landing", root / "data" / "landing")
-    env = {
-        "PROPENSITY_DATA_DIR": str(root / "data"),
-        "PROPENSITY_WAREHOUSE": str(root / "warehouse" / "propensity.duckdb"),
-        "PROPENSITY_SERVING": str(root / "warehouse" / "serving.duckdb"),
-        "PROPENSITY_MODELS_DIR": str(root / "artifacts"),
-        "PROPENSITY_REPORTS_DIR": str(root / "reports"),
-    }
+    shutil.copytree(small_world / "truth", root / "data" / "truth")
     with pytest.MonkeyPatch.context() as mp:
-        for k, v in env.items():
+        for k, v in folder_env(root).items():
             mp.setenv(k, v)
         cfg = settings()
         summary = run_nightly(cfg, say=lambda _: None)
-        yield cfg, summary
+        yield cfg, summary  # the environment keeps pointing at this run for the tests that read it
+
+
+@pytest.fixture
+def own_world(pipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> World:
+    """A private copy of the pipeline's folders (data, warehouse, serving file, artifacts), with the environment
+    pointing at it for the rest of the test."""
+    from models_py.warehouse.connection import session
+
+    cfg, _ = pipeline
+    shutil.copytree(cfg.data_dir, tmp_path / "data")
+    shutil.copytree(cfg.models_dir, tmp_path / "artifacts")
+    (tmp_path / "warehouse").mkdir()
+    shutil.copy(cfg.warehouse_path, tmp_path / "warehouse" / "propensity.duckdb")
+    shutil.copy(cfg.serving_path, tmp_path / "warehouse" / "serving.duckdb")
+    env = folder_env(tmp_path)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    with session(settings()) as con:
+        # The copied registry still points at the pipeline's artifacts: repoint it at the copies.
+        con.execute(
+            "update ml.model_registry set artifact_path = ? || '/' || model_version", [env["PROPENSITY_MODELS_DIR"]]
+        )
+    return World(tmp_path, env)

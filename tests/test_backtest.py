@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from models_py import backtest, warehouse
+from models_py.modeling import backtest
+from models_py.warehouse.connection import connect, session
+from models_py.world.oracle import truth_for
 
 
 @pytest.fixture(scope="session")
@@ -48,7 +51,7 @@ def test_backtest_reports_every_model_per_cutoff_with_mean_and_sd(backtested) ->
     honest, tuned = summary["models"]["seed_v2"], summary["models"]["seed_v2_test_tuned"]
     assert honest["mean"]["roc_auc"] == tuned["mean"]["roc_auc"]
     # The warehouse keeps every number, queryable.
-    with warehouse.session(cfg.warehouse_path, read_only=True) as con:
+    with session(cfg, read_only=True) as con:
         stored = con.execute(
             "select count(distinct model), count(distinct as_of_date) from ml.backtest_metrics where run_id = ?",
             [summary["run_id"]],
@@ -63,15 +66,15 @@ def test_every_choice_but_the_test_tuned_threshold_ignores_the_test_labels(backt
     copy = tmp_path / "w.duckdb"
     shutil.copy(cfg.warehouse_path, copy)
 
+    oracle = partial(truth_for, cfg.truth_dir, horizon_days=cfg.horizon_days)
+
     def predictions():
-        with warehouse.session(copy) as con:
-            _, out = backtest.predict_cutoff(
-                con, test_date, cfg.horizon_days, cfg.training_cutoffs, cfg.truth_dir, 1, cfg.max_training_negatives
-            )
+        with connect(copy, cfg.duckdb_memory_limit) as con:
+            _, out = backtest.predict_cutoff(con, test_date, cfg, oracle)
         return out
 
     before = predictions()
-    with warehouse.session(copy) as con:
+    with connect(copy, cfg.duckdb_memory_limit) as con:
         con.execute(
             "update marts.fct_visitor_labels set has_purchased = not has_purchased where as_of_date = ?", [test_date]
         )
@@ -85,11 +88,11 @@ def test_every_choice_but_the_test_tuned_threshold_ignores_the_test_labels(backt
 
 
 def test_the_report_has_every_chart_and_the_backtest_table(backtested, pipeline) -> None:
-    from models_py.report import write_report
+    from models_py.ops.report import write_report
 
     cfg, summary, _ = backtested
-    with warehouse.session(cfg.warehouse_path, read_only=True) as con:
-        index = write_report(con, cfg.reports_dir / "r1", cfg.models_dir, summary, "test report")
+    with session(cfg, read_only=True) as con:
+        index = write_report(con, cfg.reports_dir / "r1", cfg.calendar, summary, "test report")
     page = index.read_text()
     images = re.findall(r'<img src="([^"]+)"', page)
     expected = {"event_mix", "events_per_day", "visitor_activity", "feature_importance", "roc_pr", "calibration",
@@ -104,17 +107,14 @@ def test_the_report_has_every_chart_and_the_backtest_table(backtested, pipeline)
 def test_the_ceiling_starts_from_the_product_model_and_measures_what_the_hidden_state_adds(
     backtested, tmp_path: Path
 ) -> None:
-    from models_py import ceiling
-    from models_py.report import write_report
+    from models_py.ops.report import write_report
+    from models_py.world import ceiling
 
     cfg, summary, _ = backtested
     test_date = backtest.date.fromisoformat(summary["cutoffs"][-1])
-    with warehouse.session(cfg.warehouse_path, read_only=True) as con:
-        result = ceiling.run(
-            con, test_date=test_date, truth_dir=cfg.truth_dir, horizon_days=cfg.horizon_days,
-            training_cutoffs=cfg.training_cutoffs, threads=cfg.threads, max_negatives=cfg.max_training_negatives,
-        )  # fmt: skip
-        page = write_report(con, tmp_path / "r", cfg.models_dir, summary, "test report", ceiling=result).read_text()
+    with session(cfg, read_only=True) as con:
+        result = ceiling.run(con, cfg, test_date)
+        page = write_report(con, tmp_path / "r", cfg.calendar, summary, "test report", ceiling=result).read_text()
     product = summary["models"]["product"]["per_cutoff"][-1]
     assert list(result["variants"]) == list(ceiling.variants())
     # Its baseline is the backtest's own product model on the same cut-off, not a lookalike.
@@ -127,12 +127,13 @@ def test_the_ceiling_starts_from_the_product_model_and_measures_what_the_hidden_
 
 
 def test_the_ceiling_names_the_missing_truth_of_a_real_shop(backtested, tmp_path: Path) -> None:
-    from models_py import ceiling
+    from models_py.errors import BadInputError
+    from models_py.world import ceiling
 
     cfg, summary, _ = backtested
     test_date = backtest.date.fromisoformat(summary["cutoffs"][-1])
     with (
-        warehouse.session(cfg.warehouse_path, read_only=True) as con,
-        pytest.raises(FileNotFoundError, match=f"no simulator truth in {tmp_path}"),
+        session(cfg, read_only=True) as con,
+        pytest.raises(BadInputError, match=f"no simulator truth in {tmp_path}"),
     ):
-        ceiling.run(con, tmp_path, test_date, cfg.horizon_days, cfg.training_cutoffs, 1, cfg.max_training_negatives)
+        ceiling.run(con, cfg, test_date, truth_dir=tmp_path)

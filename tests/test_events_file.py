@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from models_py.events_file import EventsFileError, read_events, summarise
+from models_py.data.events_file import EventsFileError, read_events, summarise
 
 GOOD = (
     "timestamp,visitorid,event,itemid,transactionid\n"

@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import errno
-import hashlib
-import os
-import shutil
-import subprocess
-import sys
 from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
 import pytest
 
-from models_py import publish, registry, train, warehouse
-from models_py.events_file import HEADER
-from models_py.shop_clock import day_start_ms
+from models_py.config import settings
+from models_py.data.events_file import HEADER
+from models_py.modeling import train
+from models_py.ops import promotion, registry
+from models_py.warehouse import publish
+from models_py.warehouse.connection import session
+from tests.helpers import cli, sha
 
 KILL_POINTS = (
     "ingest:commit", "dbt build", "train", "promote", "validate features", "drift", "score", "validate scores",
@@ -24,42 +23,14 @@ KILL_POINTS = (
 )  # fmt: skip
 
 
-def _sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 @pytest.fixture
-def world(pipeline, tmp_path: Path) -> dict[str, str]:
-    """A private copy of the pipeline's folders (data, warehouse, serving file, artifacts) and its environment."""
-    cfg, _ = pipeline
-    shutil.copytree(cfg.landing_dir, tmp_path / "data" / "landing")
-    shutil.copytree(cfg.models_dir, tmp_path / "artifacts")
-    (tmp_path / "warehouse").mkdir()
-    shutil.copy(cfg.warehouse_path, tmp_path / "warehouse" / "propensity.duckdb")
-    shutil.copy(cfg.serving_path, tmp_path / "warehouse" / "serving.duckdb")
-    env = {
-        "PROPENSITY_DATA_DIR": str(tmp_path / "data"),
-        "PROPENSITY_WAREHOUSE": str(tmp_path / "warehouse" / "propensity.duckdb"),
-        "PROPENSITY_SERVING": str(tmp_path / "warehouse" / "serving.duckdb"),
-        "PROPENSITY_MODELS_DIR": str(tmp_path / "artifacts"),
-        "PROPENSITY_REPORTS_DIR": str(tmp_path / "reports"),
-    }
-    with warehouse.session(Path(env["PROPENSITY_WAREHOUSE"])) as con:
-        # The copied registry still points at the pipeline's artifacts: repoint it at the copies.
-        con.execute(
-            "update ml.model_registry set artifact_path = ? || '/' || model_version", [env["PROPENSITY_MODELS_DIR"]]
-        )
-    return env
+def world(own_world) -> dict[str, str]:
+    """A private copy of the pipeline's folders; the environment that points the CLI at it."""
+    return own_world.env
 
 
-def _cli(env: dict[str, str], *args: str, extra: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "jobs", *args],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        env={**os.environ, **env, **(extra or {})},
-    )
+def _cli(env: dict[str, str], *args: str, extra: dict | None = None):
+    return cli(*args, env={**env, **(extra or {})})
 
 
 def _land_next_day(env: dict[str, str]) -> date:
@@ -71,7 +42,7 @@ def _land_next_day(env: dict[str, str]) -> date:
         last_ms = con.execute("select max(timestamp) from raw.events").fetchone()[0]
     day = date(1970, 1, 1) + timedelta(milliseconds=last_ms - 3 * 3_600_000)
     day += timedelta(days=1)
-    start = day_start_ms(day)
+    start = settings().calendar.day_start_ms(day)
     lines = [f"{start + 60_000 * i},{v},view,{1000 + i}," for i, v in enumerate(visitors)]
     lines.append(f"{start + 3_600_000},{visitors[0]},transaction,1000,424242")
     (Path(env["PROPENSITY_DATA_DIR"]) / "landing" / f"events_{day}.csv").write_text(
@@ -82,7 +53,7 @@ def _land_next_day(env: dict[str, str]) -> date:
 
 def test_killed_at_every_stage_the_rerun_completes_without_partial_publish_or_duplicates(world) -> None:
     serving = Path(world["PROPENSITY_SERVING"])
-    served = _sha(serving)
+    served = sha(serving)
     tonight = _land_next_day(world)
     reader = duckdb.connect(str(serving), read_only=True)  # held open by "marketing" through every run below
     before = reader.execute("select count(*), max(as_of_date) from visitor_propensity_scores").fetchone()
@@ -91,7 +62,7 @@ def test_killed_at_every_stage_the_rerun_completes_without_partial_publish_or_du
         result = _cli(world, "nightly", extra={**retrain_nightly, "PROPENSITY_FAULT_INJECT": point})
         assert result.returncode == -9, f"{point}: {result.returncode}\n{result.stderr[-2000:]}"
         if point != "report":  # killed before the swap: marketing's file is exactly what it was
-            assert _sha(serving) == served, point
+            assert sha(serving) == served, point
         assert reader.execute("select count(*), max(as_of_date) from visitor_propensity_scores").fetchone() == before
     result = _cli(world, "nightly", extra=retrain_nightly)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -150,8 +121,8 @@ def test_unwritable_or_full_serving_paths_give_a_clear_error_and_keep_the_old_fi
     blocker = Path(world["PROPENSITY_DATA_DIR"]) / "a-file"
     blocker.write_text("not a folder")
     serving = Path(world["PROPENSITY_SERVING"])
-    served = _sha(serving)
-    with warehouse.session(Path(world["PROPENSITY_WAREHOUSE"])) as con:
+    served = sha(serving)
+    with session(settings()) as con:
         day = publish.latest_scored_date(con)
         with pytest.raises(publish.PublishError, match="cannot write the serving file .*a-file/serving.duckdb"):
             publish.publish_serving(con, blocker / "serving.duckdb", day, "r1")
@@ -162,17 +133,19 @@ def test_unwritable_or_full_serving_paths_give_a_clear_error_and_keep_the_old_fi
         monkeypatch.setattr(publish.os, "replace", full_disk)
         with pytest.raises(publish.PublishError, match="the disk is full"):
             publish.publish_serving(con, serving, day, "r2")
-    assert _sha(serving) == served
+    assert sha(serving) == served
     assert not list(serving.parent.glob(".*.tmp"))
 
 
 def test_drift_above_the_failure_level_stops_the_run_before_publishing(world) -> None:
     serving = Path(world["PROPENSITY_SERVING"])
-    served = _sha(serving)
-    result = _cli(world, "nightly", "--force", extra={"PROPENSITY_DRIFT_FAIL_PSI": "0"})
+    served = sha(serving)
+    result = _cli(
+        world, "nightly", "--force", extra={"PROPENSITY_DRIFT_WARN_PSI": "0", "PROPENSITY_DRIFT_FAIL_PSI": "0"}
+    )
     assert result.returncode == 4, result.stderr[-2000:]
     assert "drift gate failed" in result.stderr and "PSI" in result.stderr
-    assert _sha(serving) == served
+    assert sha(serving) == served
     with duckdb.connect(world["PROPENSITY_WAREHOUSE"], read_only=True) as con:
         stored = con.execute(
             "select count(*), count(distinct feature) from ml.feature_drift "
@@ -193,17 +166,13 @@ def test_drift_is_measured_and_stored_by_the_nightly_run(pipeline) -> None:
 
 
 def test_promotion_needs_the_margin_and_people_can_promote_and_roll_back(world, monkeypatch) -> None:
-    from models_py.config import settings
-
-    for k, v in world.items():
-        monkeypatch.setenv(k, v)
-    with warehouse.session(Path(world["PROPENSITY_WAREHOUSE"])) as con:
+    with session(settings()) as con:
         champion = registry.champion(con)[0]
         as_of = publish.latest_scored_date(con)
         monkeypatch.setenv("PROPENSITY_PROMOTION_MARGIN", "1.0")  # no model beats another by a whole AUC
         monkeypatch.setenv("PROPENSITY_TRAINING_CUTOFFS", "2")  # a different model from the champion
-        _, meta = train.train(con, as_of, settings())
-        assert not train.promote_if_better(con, meta, settings(), lambda _: None)
+        meta = registry.store(con, settings(), train.train(con, as_of, settings()), as_of)
+        assert not promotion.promote_if_better(con, meta, settings(), lambda _: None)
         assert registry.champion(con)[0] == champion
         status = con.execute("select status from ml.model_registry where model_version = ?", [meta.version])
         assert status.fetchone()[0] == "challenger"
@@ -212,7 +181,7 @@ def test_promotion_needs_the_margin_and_people_can_promote_and_roll_back(world, 
     assert _cli(world, "promote", "no-such-version").returncode == 1
     rolled = _cli(world, "rollback")
     assert rolled.returncode == 0 and champion in rolled.stdout
-    with warehouse.session(Path(world["PROPENSITY_WAREHOUSE"]), read_only=True) as con:
+    with session(settings(), read_only=True) as con:
         assert registry.champion(con)[0] == champion
         assert (
             con.execute(
@@ -242,7 +211,7 @@ def test_backfill_runs_days_in_order_and_serving_keeps_the_latest_day(world) -> 
 
 
 def test_landing_files_that_point_outside_the_landing_folder_are_refused(tmp_path: Path) -> None:
-    from models_py.ingest import IngestError, landing_files
+    from models_py.data.ingest import IngestError, landing_files
 
     landing = tmp_path / "landing"
     landing.mkdir()

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
-import os
 import shutil
-import subprocess
-import sys
 from datetime import date
 from pathlib import Path
 
@@ -17,38 +13,25 @@ import numpy as np
 import pytest
 
 from jobs.nightly import run_nightly
-from models_py import registry
-from models_py.calibration import LogOddsCalibration
-from models_py.config import settings
-from models_py.events_file import HEADER
-from models_py.shop_clock import day_start_ms
-from models_py.warehouse import fetch_arrow
-
-
-def _sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+from models_py.config import folder_env, settings
+from models_py.data.events_file import HEADER
+from models_py.modeling.calibration import LogOddsCalibration
+from models_py.ops import registry
+from models_py.warehouse.connection import fetch_arrow
+from tests.helpers import cli as _cli
+from tests.helpers import sha as _sha
 
 
 def _serving(cfg) -> duckdb.DuckDBPyConnection:
     return duckdb.connect(str(cfg.serving_path), read_only=True)
 
 
-def _cli(*args: str, stdin: str | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "jobs", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, **(env or {})},
-    )
-
-
 def test_serving_has_one_calibrated_row_per_eligible_visitor(pipeline) -> None:
     cfg, summary = pipeline
     with duckdb.connect(str(cfg.warehouse_path), read_only=True) as wh:
         eligible = wh.execute(
-            "select count(distinct visitorid) from raw.events where timestamp < ?", [day_start_ms(summary.as_of)]
+            "select count(distinct visitorid) from raw.events where timestamp < ?",
+            [cfg.calendar.day_start_ms(summary.as_of)],
         ).fetchone()[0]
         champion = wh.execute("select model_version from ml.model_registry where status = 'champion'").fetchone()[0]
     with _serving(cfg) as con:
@@ -65,8 +48,9 @@ def test_serving_has_one_calibrated_row_per_eligible_visitor(pipeline) -> None:
         assert col in cols
 
 
-def test_rerun_of_the_same_day_changes_nothing_and_forced_rerun_replaces(pipeline) -> None:
-    cfg, summary = pipeline
+def test_rerun_of_the_same_day_changes_nothing_and_forced_rerun_replaces(pipeline, own_world) -> None:
+    _, summary = pipeline
+    cfg = own_world.cfg
     before = _sha(cfg.serving_path)
     again = run_nightly(cfg, say=lambda _: None)
     assert again.run_id == summary.run_id and _sha(cfg.serving_path) == before
@@ -88,8 +72,8 @@ def test_rerun_of_the_same_day_changes_nothing_and_forced_rerun_replaces(pipelin
         assert con.execute("select any_value(run_id) from visitor_propensity_scores").fetchone()[0] == forced.run_id
 
 
-def test_a_reader_holding_the_serving_file_keeps_working_across_a_publish(pipeline) -> None:
-    cfg, _ = pipeline
+def test_a_reader_holding_the_serving_file_keeps_working_across_a_publish(own_world) -> None:
+    cfg = own_world.cfg
     reader = _serving(cfg)
     before = reader.execute("select count(*), sum(propensity) from visitor_propensity_scores").fetchone()
     run_nightly(cfg, say=lambda _: None, force=True)  # publishes while the reader holds the file
@@ -114,8 +98,8 @@ CORRUPTED = {
 
 
 @pytest.mark.parametrize("body", CORRUPTED.values(), ids=CORRUPTED.keys())
-def test_a_corrupted_landing_file_fails_the_run_and_changes_nothing(pipeline, body: str, tmp_path: Path) -> None:
-    cfg, _ = pipeline
+def test_a_corrupted_landing_file_fails_the_run_and_changes_nothing(own_world, body: str, tmp_path: Path) -> None:
+    cfg = own_world.cfg
     bad = cfg.landing_dir / "events_2015-09-18.csv"
     bad.write_bytes(body.encode())
     served = _sha(cfg.serving_path)
@@ -137,18 +121,15 @@ def test_a_corrupted_landing_file_fails_the_run_and_changes_nothing(pipeline, bo
         assert wh.execute("select count(*) from raw.events").fetchone()[0] == rows
 
 
-def test_features_ignore_events_at_or_after_the_cutoff(pipeline, tmp_path: Path, monkeypatch) -> None:
+def test_features_ignore_events_at_or_after_the_cutoff(own_world) -> None:
     """Plant events exactly at and after a past cut-off, rebuild that cut-off: its features must not move."""
-    from models_py.dbt_runner import run_dbt
+    from models_py.warehouse.dbt import run_dbt
 
-    cfg, summary = pipeline
-    copy = tmp_path / "wh.duckdb"
-    shutil.copy(cfg.warehouse_path, copy)
-    monkeypatch.setenv("PROPENSITY_WAREHOUSE", str(copy))
-    cfg2 = settings()
+    cfg2 = own_world.cfg
+    copy = cfg2.warehouse_path
     with duckdb.connect(str(copy)) as con:
         as_of = con.execute("select min(as_of_date) from marts.fct_visitor_features").fetchone()[0]
-        cutoff = day_start_ms(as_of)
+        cutoff = cfg2.calendar.day_start_ms(as_of)
         before = con.execute(
             "select * exclude (as_of_date) from marts.fct_visitor_features where as_of_date = ? order by visitor_id",
             [as_of],
@@ -246,7 +227,7 @@ def test_a_model_stored_before_log_odds_calibration_still_loads(pipeline, tmp_pa
 
 
 def test_reason_codes_are_the_largest_contributions_in_order() -> None:
-    from models_py.score import _top_reasons
+    from models_py.modeling.score import _top_reasons
 
     contrib = np.array([[0.1, 3.0, -1.0, 2.0, 0.5], [5.0, 4.0, 3.0, 2.0, 1.0], [-1.0, -2.0, -0.5, -3.0, 0.0]])
     assert _top_reasons(contrib).tolist() == [[1, 3, 4], [0, 1, 2], [4, 2, 0]]
@@ -256,8 +237,8 @@ def test_scores_from_contributions_equal_the_models_predictions(pipeline) -> Non
     """score() derives probabilities from the contributions' sum; it must be the model's own prediction."""
     import xgboost as xgb
 
-    from models_py import score as score_mod
-    from models_py.features import to_matrix
+    from models_py.modeling import score as score_mod
+    from models_py.modeling.dataset import to_matrix
 
     cfg, summary = pipeline
     model = registry.load_pointed_champion(cfg.models_dir)
@@ -270,9 +251,9 @@ def test_scores_from_contributions_equal_the_models_predictions(pipeline) -> Non
     np.testing.assert_allclose(scores["propensity"].to_numpy(), model.calibration.apply(raw), atol=1e-5)
 
 
-def test_the_same_file_landed_twice_loads_nothing_twice(pipeline) -> None:
+def test_the_same_file_landed_twice_loads_nothing_twice(own_world) -> None:
     """Same name: skipped by the load log. Same rows under another name: every row is a duplicate and is dropped."""
-    cfg, _ = pipeline
+    cfg = own_world.cfg
     first = sorted(cfg.landing_dir.glob("events_*.csv"))[-1]
     again = cfg.landing_dir / "events_copy.csv"
     shutil.copy(first, again)
@@ -291,7 +272,7 @@ def test_the_same_file_landed_twice_loads_nothing_twice(pipeline) -> None:
 
 
 def test_feature_passes_bound_the_events_joined_per_build() -> None:
-    from jobs.nightly import feature_build_passes
+    from models_py.warehouse.build_plan import feature_build_passes
 
     days = [date(2015, 9, d) for d in range(1, 11)]
     assert feature_build_passes(days, 2_760_000, 40_000_000) == [days]
@@ -304,15 +285,8 @@ def test_a_first_run_built_in_passes_gives_the_same_features_and_model(pipeline,
     shutil.copytree(cfg0.landing_dir, tmp_path / "data" / "landing")
     with duckdb.connect(str(cfg0.warehouse_path), read_only=True) as con:
         events = con.execute("select count(*) from raw.events").fetchone()[0]
-    for name, value in {
-        "PROPENSITY_DATA_DIR": tmp_path / "data",
-        "PROPENSITY_WAREHOUSE": tmp_path / "warehouse" / "propensity.duckdb",
-        "PROPENSITY_SERVING": tmp_path / "warehouse" / "serving.duckdb",
-        "PROPENSITY_MODELS_DIR": tmp_path / "artifacts",
-        "PROPENSITY_REPORTS_DIR": tmp_path / "reports",
-        "PROPENSITY_EVENT_CUTOFFS_PER_BUILD": 3 * events,
-    }.items():
-        monkeypatch.setenv(name, str(value))
+    for name, value in {**folder_env(tmp_path), "PROPENSITY_EVENT_CUTOFFS_PER_BUILD": str(3 * events)}.items():
+        monkeypatch.setenv(name, value)
     messages: list[str] = []
     summary = run_nightly(settings(), say=messages.append, as_of=summary0.as_of)
     assert sum("features pass" in m for m in messages) >= 2
@@ -331,8 +305,8 @@ def test_a_first_run_built_in_passes_gives_the_same_features_and_model(pipeline,
 
 
 def test_training_reads_every_buyer_and_a_bounded_sample_of_non_buyers(pipeline) -> None:
-    from models_py import features as feats
-    from models_py.train import NEGATIVE_KEEP_RATE, negative_keep_rate
+    from models_py.modeling import dataset as feats
+    from models_py.modeling.train import NEGATIVE_KEEP_RATE, negative_keep_rate
 
     cfg, summary = pipeline
     with duckdb.connect(str(cfg.warehouse_path), read_only=True) as con:

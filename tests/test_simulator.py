@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import date
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from models_py import events_file, shop_stats, simulator
-from models_py.oracle import first_purchase_probability, true_probabilities
+from models_py.data import events_file
+from models_py.shop_calendar import DAY_MS
+from models_py.world import shop_stats
+from models_py.world import simulate as simulator
+from models_py.world.oracle import first_purchase_probability, true_probabilities
+from models_py.world.traffic import CALENDAR
 from tests.conftest import SMALL_SCALE, SMALL_SEED
 
 
@@ -33,10 +38,8 @@ def test_one_file_per_shop_day_in_the_real_schema(small_world: Path) -> None:
         assert path.read_text().split("\n", 1)[0] == events_file.HEADER
         table = events_file.read_events(path)  # strict parse: schema, types, transactionid rule
         ts = table["timestamp"].to_numpy()
-        day_start = simulator.shop_clock.day_start_ms(
-            simulator.shop_clock.date.fromisoformat(path.stem.removeprefix("events_"))
-        )
-        assert ts.min() >= day_start and ts.max() < day_start + simulator.shop_clock.DAY_MS
+        day_start = CALENDAR.day_start_ms(date.fromisoformat(path.stem.removeprefix("events_")))
+        assert ts.min() >= day_start and ts.max() < day_start + DAY_MS
         assert np.all(np.diff(ts) >= 0)
         total += table.num_rows
     assert (small_world / "landing" / "category_tree.csv").read_text().startswith("categoryid,parentid\n")
@@ -116,3 +119,14 @@ def test_oracle_table_has_one_row_per_visitor_seen_before_the_cutoff(small_world
     assert sorted(table["visitor_id"].to_pylist()) == sorted(vid.tolist())
     p = table["true_probability"].to_numpy()
     assert p.min() >= 0 and p.max() <= 1 and 0 < p.mean() < 0.01
+
+
+def test_shop_parameters_change_by_name_and_a_wrong_name_is_refused() -> None:
+    from models_py.errors import BadInputError
+    from models_py.world.parameters import ShopParameters
+
+    variant = ShopParameters().with_overrides(["arrival_taste_share=0.95", "days=30"])
+    assert variant.arrival_taste_share == 0.95 and variant.days == 30 and variant.taste_share == 0.7
+    for bad in ("arrival_taste=0.9", "days=thirty", "days"):
+        with pytest.raises(BadInputError, match="--param"):
+            ShopParameters().with_overrides([bad])

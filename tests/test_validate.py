@@ -11,7 +11,8 @@ import duckdb
 import pandas as pd
 import pytest
 
-from models_py.validate import GateFailed, raise_if_failed, run_suite
+from models_py.errors import GateFailed
+from models_py.ops.gates import raise_if_failed, run_suite
 
 
 def test_scores_outside_zero_one_or_missing_visitors_fail_by_name() -> None:
@@ -34,8 +35,8 @@ def test_feature_row_count_outside_the_tolerance_fails() -> None:
     assert [o.expectation for o in shrunk if not o.success] == ["expect_table_row_count_to_be_between"]
 
 
-def test_a_day_file_holding_another_days_events_stops_the_night_and_publishes_nothing(pipeline) -> None:
-    cfg, _ = pipeline
+def test_a_day_file_holding_another_days_events_stops_the_night_and_publishes_nothing(own_world) -> None:
+    cfg = own_world.cfg
     served = hashlib.sha256(cfg.serving_path.read_bytes()).hexdigest()
     with duckdb.connect(str(cfg.warehouse_path), read_only=True) as wh:
         rows = wh.execute("select count(*) from raw.events").fetchone()[0]
@@ -60,7 +61,7 @@ def test_a_day_file_holding_another_days_events_stops_the_night_and_publishes_no
 
 
 def test_suite_columns_lists_what_the_features_gate_reads() -> None:
-    from models_py.validate import suite_columns
+    from models_py.ops.gates import suite_columns
 
     assert suite_columns("visitor_features") == [
         "visitor_id", "days_since_last_event", "hours_since_last_event", "add_to_cart_rate_7d", "total_events_30d",

@@ -1,0 +1,93 @@
+"""Commands for the data team: the out-of-time backtest, the ceiling of the simulated shop, the report, dbt docs."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+from jobs.commands.common import AS_OF_HELP, parse_date, say
+from models_py.config import settings
+
+app = typer.Typer()
+
+
+@app.command()
+def backtest(
+    last: int = typer.Option(None, help="Only the latest N test cut-offs (default: every one the data allows)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the machine-readable summary on standard output."),
+) -> None:
+    """Out-of-time backtest over weekly cut-offs: the product's model against the seed's models and heuristics."""
+    from jobs.backtest import run_backtest
+
+    summary, path = run_backtest(settings(), last, say)
+    if as_json:
+        typer.echo(json.dumps({k: v for k, v in summary.items() if k != "curves"}, indent=1))
+    else:
+        typer.echo(backtest_table(summary))
+    say(f"backtest {summary['run_id']}: {path} and table ml.backtest_metrics")
+
+
+def backtest_table(summary: dict) -> str:
+    columns = ("roc_auc", "auc_to_oracle", "pr_auc", "ece", "precision", "recall", "f1", "precision_at_1pct",
+               "lift_top_decile")  # fmt: skip
+    lines = [f"{len(summary['cutoffs'])} test cut-offs {summary['cutoffs'][0]}..{summary['cutoffs'][-1]}, mean +- sd",
+             f"{'model':20}" + "".join(f"{c:>19}" for c in columns)]  # fmt: skip
+    for name, body in summary["models"].items():
+        cells = []
+        for c in columns:
+            mean, sd = body["mean"].get(c), body["sd"].get(c)
+            cells.append(f"{mean:.4f} +- {sd:.4f}" if mean is not None else "-")
+        lines.append(f"{name:20}" + "".join(f"{cell:>19}" for cell in cells))
+    return "\n".join(lines)
+
+
+@app.command()
+def ceiling(
+    as_of: str = typer.Option(None, help=AS_OF_HELP + " of the test cut-off (default: the latest testable one)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on standard output."),
+) -> None:
+    """Simulated shop only: how far the oracle's lead is knowable, by retraining with its hidden state as features."""
+    from jobs.backtest import run_ceiling
+
+    result, path = run_ceiling(settings(), parse_date(as_of), say)
+    if as_json:
+        typer.echo(json.dumps(result, indent=1))
+        return
+    typer.echo(f"{result['as_of_date']}: {result['visitors']:,} visitors, {result['buyers']:,} buyers, "
+               f"oracle ROC AUC {result['oracle_roc_auc']:.4f}")  # fmt: skip
+    base = result["variants"]["product"]["roc_auc"]
+    for name, r in result["variants"].items():
+        typer.echo(f"{name:>14}  ROC AUC {r['roc_auc']:.4f}  {r['auc_to_oracle']:.3f} of the oracle  "
+                   f"{r['roc_auc'] - base:+.4f} over the product")  # fmt: skip
+    say(f"ceiling: {path} (the next report shows it)")
+
+
+@app.command()
+def report() -> None:
+    """Write reports/<run>/index.html: the data, the champion, drift and the latest backtest, with PNG charts."""
+    from models_py.ops import report as report_mod
+    from models_py.ops.run_log import new_run_id
+    from models_py.warehouse.connection import session
+
+    cfg = settings()
+    run_id = new_run_id()
+    with session(cfg, read_only=True) as con:
+        index = report_mod.refresh(con, cfg.reports_dir, cfg.calendar, run_id, f"Purchase propensity report {run_id}")
+    typer.echo(f"report: {index}")
+
+
+@app.command()
+def docs() -> None:
+    """Generate dbt docs (lineage, every model and column) into dbt_project/target/."""
+    from models_py.warehouse import build_plan
+    from models_py.warehouse.connection import session
+    from models_py.warehouse.dbt import run_dbt
+
+    cfg = settings()
+    vars_ = None
+    if cfg.warehouse_path.exists():
+        with session(cfg, read_only=True) as con:
+            vars_ = {"as_of_date": build_plan.latest_as_of(con, cfg).isoformat()}
+    run_dbt(cfg, ["docs", "generate"], vars_, progress=say)
+    typer.echo(f"dbt docs: {cfg.dbt_project_dir / 'target' / 'index.html'} (serve with `dbt docs serve`)")

@@ -1,0 +1,97 @@
+"""Commands about the shop's data: simulate one, check an events file, load files, the simulator's truth."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import typer
+
+from jobs.commands.common import parse_date, say
+from models_py.config import settings
+from models_py.errors import JobFailed
+
+app = typer.Typer()
+
+
+@app.command()
+def simulate(
+    scale: float = typer.Option(1.0, help="1 = the size of the real Retail Rocket log (~2.76M events)."),
+    seed: int = typer.Option(42, help="Same seed, same files, byte for byte."),
+    out: Path = typer.Option(None, help="Where the daily event files go (default: data/landing/)."),
+    truth_dir: Path = typer.Option(None, help="Where the hidden truth goes (default: data/truth/)."),
+    param: list[str] = typer.Option(None, help="Change a shop parameter, NAME=VALUE (repeatable)."),
+    stats: bool = typer.Option(False, "--stats", help="Print the shape next to the real dataset's, and the oracle."),
+) -> None:
+    """Simulate a Retail Rocket-shaped shop: one events_YYYY-MM-DD.csv per shop day, plus its hidden truth."""
+    from models_py.world import shop_stats
+    from models_py.world.parameters import ShopParameters
+    from models_py.world.simulate import simulate as run_simulation
+
+    cfg = settings()
+    out, truth_dir = out or cfg.landing_dir, truth_dir or cfg.truth_dir
+    params = ShopParameters().with_overrides(param or [])
+    started = time.perf_counter()
+    totals = run_simulation(out, truth_dir, scale=scale, seed=seed, params=params, progress=say)
+    say(f"simulated {totals['events']:,} events of {totals['visitors']:,} visitors in "
+        f"{time.perf_counter() - started:.1f}s -> {out}")  # fmt: skip
+    if stats:
+        lines, ok = shop_stats.stats_report(out, truth_dir, scale, cfg.horizon_days)
+        typer.echo("\n".join(lines))
+        if not ok:
+            raise JobFailed("the simulated shop is outside the real dataset's tolerances (see above)")
+
+
+@app.command("verify-events")
+def verify_events(path: Path = typer.Argument(..., help="An events.csv (real or simulated day file).")) -> None:
+    """Check a real or user-supplied events file strictly and print what it holds."""
+    from models_py.data import events_file
+
+    typer.echo("\n".join(events_file.describe(path)))
+
+
+@app.command()
+def ingest(
+    files: list[Path] = typer.Argument(None, help="Event files (default: every events*.csv in data/landing/)."),
+) -> None:
+    """Load new landing files into raw.events (each file once; a bad file loads nothing)."""
+    from models_py.data import ingest as ingest_mod
+    from models_py.ops.run_log import new_run_id
+    from models_py.warehouse.connection import session
+
+    cfg = settings()
+    with session(cfg) as con:
+        r = ingest_mod.ingest(con, files or ingest_mod.landing_files(cfg.landing_dir), new_run_id(), cfg.landing_dir)
+    typer.echo(
+        f"{len(r.files_loaded)} file(s) loaded, {r.rows_loaded:,} rows, {r.duplicates_dropped:,} duplicates dropped, "
+        f"{len(r.files_skipped)} already loaded"
+    )
+
+
+@app.command()
+def oracle(
+    as_of: str = typer.Option(..., help="Cut-off date, YYYY-MM-DD."),
+    horizon_days: int = typer.Option(7),
+    out: Path = typer.Option(None, help="Write the table as Parquet here (default: print a summary)."),
+) -> None:
+    """The simulator's true purchase probabilities at a cut-off (visitor_id, as_of_date, horizon_days, probability)."""
+    import pyarrow.parquet as pq
+
+    from models_py.world.oracle import true_probabilities
+
+    table = true_probabilities(settings().truth_dir, parse_date(as_of), horizon_days)
+    if out:
+        pq.write_table(table, out)
+        typer.echo(f"{table.num_rows:,} rows -> {out}")
+    else:
+        p = table["true_probability"].to_numpy()
+        typer.echo(f"{table.num_rows:,} visitors, mean true probability {p.mean():.5f}, max {p.max():.3f}")
+
+
+@app.command("settings")
+def show_settings() -> None:
+    """Every PROPENSITY_* setting with the value in force, its default and what it does."""
+    from models_py.config import describe
+
+    for env, value, default, meaning in describe():
+        typer.echo(f"{env}={value}" + ("" if value == default else f"  (default {default})") + f"\n    {meaning}")

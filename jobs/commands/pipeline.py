@@ -1,0 +1,153 @@
+"""The nightly job and each of its stages on its own: build, train, score, publish, validate; backfill."""
+
+from __future__ import annotations
+
+import time
+
+import typer
+
+from jobs.commands.common import AS_OF_HELP, parse_date, say
+from models_py.config import settings
+from models_py.errors import JobFailed
+
+app = typer.Typer()
+
+
+@app.command()
+def build(as_of: str = typer.Option(None, help=AS_OF_HELP + " (default: the day after the last landed day).")) -> None:
+    """dbt build: staging, features and labels for the as-of date's spine, and every dbt test."""
+    from models_py.warehouse import build_plan
+    from models_py.warehouse.connection import session
+    from models_py.warehouse.dbt import run_dbt
+
+    cfg = settings()
+    with session(cfg) as con:
+        day = parse_date(as_of) or build_plan.latest_as_of(con, cfg)
+        dates = build_plan.feature_dates_to_build(con, day, cfg)
+    run_dbt(cfg, ["build"], build_plan.dbt_vars(day, dates, cfg), progress=say)
+
+
+@app.command()
+def train(
+    as_of: str = typer.Option(None, help=AS_OF_HELP + " (default: latest); labels complete before it train."),
+    promote: bool = typer.Option(True, help="Promote the new model if it beats the champion."),
+) -> None:
+    """Train a challenger on earlier cut-offs and register it (promoted only if better)."""
+    from models_py.modeling import train as train_mod
+    from models_py.ops import promotion, registry
+    from models_py.warehouse import build_plan
+    from models_py.warehouse.connection import session
+
+    cfg = settings()
+    with session(cfg) as con:
+        day = parse_date(as_of) or build_plan.latest_as_of(con, cfg)
+        meta = registry.store(con, cfg, train_mod.train(con, day, cfg, progress=say), day)
+        say(f"model {meta.version}: validation ROC AUC {meta.metrics['roc_auc']:.3f}")
+        if promote:
+            promotion.promote_if_better(con, meta, cfg, say)
+
+
+@app.command()
+def score(as_of: str = typer.Option(None, help=AS_OF_HELP + " (default: latest).")) -> None:
+    """Score every visitor with the champion and write the day into the warehouse's score history."""
+    from models_py.modeling import score as score_mod
+    from models_py.ops import registry
+    from models_py.ops.run_log import new_run_id
+    from models_py.warehouse import build_plan, publish
+    from models_py.warehouse.connection import session
+
+    cfg = settings()
+    with session(cfg) as con:
+        day = parse_date(as_of) or build_plan.latest_as_of(con, cfg)
+        model = registry.load_champion(con)
+        if model is None:
+            raise JobFailed("no champion model: run `propensity train` first")
+        scores = score_mod.score(con, model, day, new_run_id(), cfg.score_batch_rows, cfg.threads)
+        publish.write_history(con, scores, day)
+    typer.echo(f"scored {scores.num_rows:,} visitors as of {day} with {model.version}")
+
+
+@app.command()
+def publish(as_of: str = typer.Option(None, help=AS_OF_HELP + " (default: the latest scored day).")) -> None:
+    """Publish scores to warehouse/serving.duckdb (temp file + atomic rename)."""
+    from models_py.ops.run_log import new_run_id
+    from models_py.warehouse import publish as publish_mod
+    from models_py.warehouse.connection import session
+
+    cfg = settings()
+    with session(cfg) as con:
+        day = parse_date(as_of) or publish_mod.latest_scored_date(con)
+        path = publish_mod.publish_serving(con, cfg.serving_path, day, new_run_id())
+    typer.echo(f"published scores as of {day} to {path}")
+
+
+@app.command()
+def nightly(
+    as_of: str = typer.Option(None, help=AS_OF_HELP + " (default: the day after the last landed day)."),
+    simulate_if_empty: bool = typer.Option(False, help="With no events anywhere, simulate the scale-1 shop first."),
+    force: bool = typer.Option(False, help="Rebuild, rescore and republish even if nothing changed."),
+) -> None:
+    """The whole nightly job: ingest, dbt build, train on schedule, score, publish."""
+    from jobs.nightly import run_nightly
+    from models_py.data import ingest as ingest_mod
+    from models_py.world.simulate import simulate as run_simulation
+
+    cfg = settings()
+    started = time.perf_counter()
+    if simulate_if_empty and not ingest_mod.landing_files(cfg.landing_dir) and not cfg.warehouse_path.exists():
+        say("no events yet: simulating the scale-1 shop into data/landing/ first")
+        run_simulation(cfg.landing_dir, cfg.truth_dir, scale=1.0, seed=42, progress=say)
+    s = run_nightly(cfg, as_of=parse_date(as_of), say=say, force=force)
+    stages = ", ".join(f"{k} {v:.1f}s" for k, v in s.stage_seconds.items())
+    trained = f" (trained tonight: {s.trained}, {'promoted' if s.promoted else 'champion kept'})" if s.trained else ""
+    query = "select visitor_id, propensity, decile, segment from visitor_propensity_scores order by propensity desc"
+    typer.echo(
+        f"run {s.run_id} as of {s.as_of}: {s.rows_ingested:,} new rows in, {s.visitors_scored:,} visitors scored\n"
+        f"model {s.model_version}{trained}\n"
+        f"time {time.perf_counter() - started:.1f}s: {stages}\n"
+        + (f"report: {s.report}\n" if s.report else "")
+        + f"scores: {cfg.serving_path} (table visitor_propensity_scores), for example:\n"
+        f"  python -c \"import duckdb; print(duckdb.connect('{cfg.serving_path}', read_only=True)"
+        f".sql('{query} limit 10'))\""
+    )
+
+
+@app.command()
+def backfill(
+    from_day: str = typer.Option(..., "--from", help="First as-of date, YYYY-MM-DD."),
+    to_day: str = typer.Option(
+        ..., "--to", help="Last as-of date, YYYY-MM-DD (at most the day after the last landed day)."
+    ),
+    force: bool = typer.Option(False, help="Rescore days already published with the current champion."),
+) -> None:
+    """Run the nightly job for every as-of date in a range, oldest first; each day's scores replace that day's."""
+    from jobs.backfill import run_backfill
+
+    run_backfill(settings(), parse_date(from_day, "--from"), parse_date(to_day, "--to"), force, say, typer.echo)
+
+
+@app.command()
+def validate(as_of: str = typer.Option(None, help=AS_OF_HELP + " (default: the latest scored day).")) -> None:
+    """Run the feature, drift and score gates on a day already built and scored (a dry run of tonight's checks)."""
+    from models_py.ops import drift, gates, registry
+    from models_py.ops.run_log import new_run_id
+    from models_py.warehouse import publish as publish_mod
+    from models_py.warehouse.connection import fetch_arrow, session
+
+    cfg = settings()
+    run_id = new_run_id()
+    with session(cfg) as con:
+        day = parse_date(as_of) or publish_mod.latest_scored_date(con)
+        if day is None:
+            raise JobFailed("nothing scored yet: run `propensity nightly` first")
+        model = registry.load_champion(con)
+        if model is None:
+            raise JobFailed("no champion model: run `propensity train` first")
+        previous = publish_mod.previous_scores(con, day)
+        eligible = gates.check_features(con, cfg, run_id, day, previous)
+        drift.check_feature_drift(con, cfg, run_id, day, model, say)
+        query = f"select visitor_id, propensity, decile from {publish_mod.HISTORY_TABLE} where as_of_date = ?"
+        scores = fetch_arrow(con, query, [day])
+        gates.check_scores(con, cfg, run_id, day, scores, eligible, previous)
+        drift.check_score_drift(con, cfg, run_id, day, scores["propensity"].to_numpy(), say)
+    typer.echo(f"every gate passed for {day} (results in ml.validation_results, ml.feature_drift, run {run_id})")

@@ -1,0 +1,179 @@
+"""Load landing files into raw.events: each file once, duplicates dropped, all new files in one transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from models_py import faults
+from models_py.data import events_file
+from models_py.errors import BadInputError
+from models_py.shop_calendar import utc_now_naive
+
+CATALOGUE_FILES = {
+    "category_tree.csv": ("raw.category_tree", {"categoryid": pa.int64(), "parentid": pa.int64()}),
+    "item_properties.csv": (
+        "raw.item_properties",
+        {"timestamp": pa.int64(), "itemid": pa.int64(), "property": pa.string(), "value": pa.string()},
+    ),
+}
+
+
+class IngestError(BadInputError):
+    """A landing file that cannot be loaded; nothing of the run's files was loaded."""
+
+
+@dataclass
+class IngestResult:
+    files_loaded: list[str] = field(default_factory=list)
+    files_skipped: list[str] = field(default_factory=list)
+    rows_in_files: int = 0
+    rows_loaded: int = 0
+    duplicates_dropped: int = 0
+
+
+def landing_files(landing: Path) -> list[Path]:
+    """Event files waiting in the landing folder, oldest day first (a real events.csv sorts with them)."""
+    files = sorted(p for p in landing.glob("events*.csv") if p.is_file())
+    root = landing.resolve()
+    for p in files:
+        # Only files that really live in the landing folder are picked up by default; anything else is
+        # loaded only when named explicitly on the command line.
+        if not p.resolve().is_relative_to(root):
+            raise IngestError(f"{p} points outside the landing folder ({p.resolve()}): name it explicitly to load it")
+    return files
+
+
+def ingest(
+    con: duckdb.DuckDBPyConnection,
+    files: list[Path],
+    run_id: str,
+    landing: Path | None = None,
+    gate: Callable[[list[tuple[Path, pa.Table]]], None] | None = None,
+) -> IngestResult:
+    """Validate every new file first (parser, then ``gate``), then load them all in one transaction."""
+    result = IngestResult()
+    pending = _new_files(con, files, result)
+    parsed = [(path, digest, events_file.read_events(path)) for path, digest in pending]
+    if gate and parsed:
+        gate([(path, table) for path, _, table in parsed])
+    catalogue = _changed_catalogue(con, landing) if landing else []
+    if not parsed and not catalogue:
+        return result
+    loaded_at = utc_now_naive()
+    con.begin()
+    try:
+        if parsed:
+            _load_events(con, parsed, run_id, loaded_at, result)
+        for path, digest, target, table in catalogue:
+            con.register("incoming_catalogue", table)
+            con.execute(f"delete from {target}")
+            con.execute(f"insert into {target} select * from incoming_catalogue")
+            con.unregister("incoming_catalogue")
+            con.execute(
+                "insert into raw.load_log values (?, ?, 'catalogue', ?, ?, 0, null, null, ?, ?)",
+                [path.name, digest, table.num_rows, table.num_rows, loaded_at, run_id],
+            )
+            result.files_loaded.append(path.name)
+        faults.point("ingest:commit")
+        con.commit()
+    except BaseException:
+        con.rollback()
+        raise
+    return result
+
+
+def _new_files(con: duckdb.DuckDBPyConnection, files: list[Path], result: IngestResult) -> list[tuple[Path, str]]:
+    """Files not loaded before (by name and by content), with their sha256; the rest are counted as skipped."""
+    known = dict(con.execute("select file_name, sha256 from raw.load_log where kind = 'events'").fetchall())
+    known_digests = set(known.values())
+    pending: list[tuple[Path, str]] = []
+    for path in files:
+        digest = events_file.sha256_of(path)
+        if path.name in known:
+            if known[path.name] != digest:
+                raise IngestError(
+                    f"{path}: a file of this name was already loaded with different content "
+                    f"(sha256 {known[path.name][:12]}..., now {digest[:12]}...); refusing to mix them. "
+                    "Rename the corrected file, or remove the old load explicitly."
+                )
+            result.files_skipped.append(path.name)
+        elif digest in known_digests or digest in {d for _, d in pending}:
+            result.files_skipped.append(path.name)  # the same bytes under another name: nothing new
+        else:
+            pending.append((path, digest))
+    return pending
+
+
+def _load_events(con, parsed: list[tuple[Path, str, pa.Table]], run_id: str, loaded_at, result: IngestResult) -> None:
+    """Insert the new files' events, dropping rows already in the warehouse or repeated across tonight's files."""
+    incoming = pa.concat_tables(
+        [t.append_column("file_order", pa.array([i] * t.num_rows, pa.int32())) for i, (_, _, t) in enumerate(parsed)]
+    )
+    con.register("incoming_events", incoming)
+    con.execute(
+        """
+        create temp table kept as
+        with ranked as (
+            select *, row_number() over (
+                partition by timestamp, visitorid, event, itemid, transactionid order by file_order
+            ) as copy_number
+            from incoming_events
+        )
+        select ranked.* exclude (copy_number)
+        from ranked
+        where copy_number = 1
+          and not exists (
+            select 1 from raw.events e
+            where e.timestamp = ranked.timestamp and e.visitorid = ranked.visitorid
+              and e.event = ranked.event and e.itemid = ranked.itemid
+              and e.transactionid is not distinct from ranked.transactionid
+          )
+        """
+    )
+    con.execute("insert into raw.events select timestamp, visitorid, event, itemid, transactionid from kept")
+    per_file = dict(con.execute("select file_order, count(*) from kept group by 1").fetchall())
+    for i, (path, digest, table) in enumerate(parsed):
+        loaded = per_file.get(i, 0)
+        ts = table["timestamp"]
+        con.execute(
+            "insert into raw.load_log values (?, ?, 'events', ?, ?, ?, ?, ?, ?, ?)",
+            [path.name, digest, table.num_rows, loaded, table.num_rows - loaded,
+             pa.compute.min(ts).as_py(), pa.compute.max(ts).as_py(), loaded_at, run_id],
+        )  # fmt: skip
+        result.files_loaded.append(path.name)
+        result.rows_in_files += table.num_rows
+        result.rows_loaded += loaded
+    result.duplicates_dropped = result.rows_in_files - result.rows_loaded
+    con.execute("drop table kept")
+    con.unregister("incoming_events")
+
+
+def _changed_catalogue(con: duckdb.DuckDBPyConnection, landing: Path) -> list[tuple[Path, str, str, pa.Table]]:
+    """Category tree and item properties whose content differs from the last load (they replace the old copy)."""
+    out = []
+    for name, (target, types) in CATALOGUE_FILES.items():
+        path = landing / name
+        if not path.is_file():
+            continue
+        digest = events_file.sha256_of(path)
+        last = con.execute(
+            "select sha256 from raw.load_log where file_name = ? and kind = 'catalogue' "
+            "order by loaded_at desc limit 1",
+            [name],
+        ).fetchone()
+        if last and last[0] == digest:
+            continue
+        try:
+            table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(column_types=types))
+        except pa.ArrowInvalid as exc:
+            raise IngestError(f"{path}: {exc}") from exc
+        if table.column_names != list(types):
+            raise IngestError(f"{path}: header must be {','.join(types)}, found {','.join(table.column_names)}")
+        out.append((path, digest, target, table))
+    return out

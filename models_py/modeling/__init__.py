@@ -1,0 +1,1 @@
+"""Turning features into calibrated probabilities: datasets, training, calibration, metrics, scoring, backtest."""

@@ -1,0 +1,165 @@
+"""Out-of-time backtest: the product's model, the seed's models and simple heuristics on the same weekly cut-offs.
+
+For a test cut-off ``t`` every choice (trees, early stopping, calibration, threshold) is made with labels that are
+complete by ``t``: the latest such cut-off validates, the ones before it train. The test labels are only ever read
+to compute the metrics, with one deliberate exception: ``seed_v2_test_tuned`` re-enacts the seed's mistake of
+picking its threshold on the test set, so the table can show what that mistake was worth. A simulated shop also
+passes its oracle (each visitor's true probability), the ceiling no model can beat on average.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+
+import duckdb
+import numpy as np
+from sklearn.metrics import precision_recall_curve, roc_curve
+
+from models_py.config import Settings
+from models_py.modeling import baselines, evaluate
+from models_py.modeling.baselines import Prediction
+from models_py.modeling.dataset import LabelledSet, labelled, labelled_dates, product_features
+from models_py.modeling.model import probabilities
+from models_py.modeling.train import TrainingError, fit, split_dates
+
+MODELS = ("product", "seed_v2", "seed_v2_test_tuned", "seed_v1", "recency", "cart_heuristic", "oracle")
+SUMMARY_METRICS = (
+    "roc_auc", "pr_auc", "log_loss", "brier", "ece", "precision", "recall", "f1", "threshold",
+    "precision_at_1pct", "precision_at_5pct", "precision_at_10pct", "lift_top_decile", "oracle_roc_auc",
+    "auc_to_oracle",
+)  # fmt: skip
+
+# The simulator's true probabilities of given visitors at a cut-off (absent for a real shop).
+Oracle = Callable[[np.ndarray, date], np.ndarray]
+
+
+def backtest_dates(con: duckdb.DuckDBPyConnection, horizon_days: int, training_cutoffs: int) -> list[date]:
+    """Every cut-off with complete labels that has at least one training and one validation cut-off before it."""
+    complete = labelled_dates(con, date.max, horizon_days)
+    out = []
+    for t in complete:
+        try:
+            split_dates(labelled_dates(con, t, horizon_days), training_cutoffs)
+        except TrainingError:
+            continue
+        out.append(t)
+    return out
+
+
+def predict_cutoff(
+    con: duckdb.DuckDBPyConnection, test_date: date, cfg: Settings, oracle: Oracle | None
+) -> tuple[LabelledSet, dict[str, Prediction]]:
+    """Every model's probabilities for the visitors of one test cut-off, each decided without its labels."""
+    features = product_features(con)
+    train_dates, validation_date = split_dates(labelled_dates(con, test_date, cfg.horizon_days), cfg.training_cutoffs)
+    test = labelled(con, [test_date], features)
+    val = labelled(con, [validation_date], features)
+    # The seed trained on a single cut-off: the latest one whose labels end before the validation cut-off.
+    seed_train = labelled(con, [train_dates[-1]], features)
+
+    product = fit(con, train_dates, validation_date, features, cfg)
+    out = {"product": Prediction(probabilities(product, test.x, cfg.threads), product.threshold)}
+    out.update(baselines.seed_v2(seed_train, val, test, cfg.threads))
+    out["seed_v1"] = baselines.seed_v1(seed_train, val, test)
+    out["recency"] = baselines.recency(val, test)
+    out["cart_heuristic"] = baselines.open_cart(val, test)
+    if oracle is not None:
+        truth_val = oracle(val.visitor_id, validation_date)
+        out["oracle"] = Prediction(oracle(test.visitor_id, test_date), evaluate.best_f1_threshold(val.y, truth_val))
+    return test, out
+
+
+def curves(y: np.ndarray, p: np.ndarray, points: int = 200) -> dict[str, list[float]]:
+    """ROC, PR, reliability, precision-at-k and decile lift, thinned to a few hundred points for plotting."""
+    fpr, tpr, _ = roc_curve(y, p)
+    precision, recall, _ = precision_recall_curve(y, p)
+    # A fixed grid, dense where targeting happens (the first few % of visitors), rather than every threshold.
+    grid = np.unique(np.concatenate([[0.0], np.geomspace(1e-5, 1.0, points)]))
+    roc_x, roc_y = grid, np.interp(grid, fpr, tpr)
+    pr_x, pr_y = grid, np.interp(grid, recall[::-1], precision[::-1])
+    order = np.argsort(p, kind="stable")
+    bins = [c for c in np.array_split(order, 10) if c.size]
+    shares = np.geomspace(0.001, 1.0, 40)
+    return {
+        "roc_fpr": [float(v) for v in roc_x],
+        "roc_tpr": [float(v) for v in roc_y],
+        "pr_recall": [float(v) for v in pr_x],
+        "pr_precision": [float(v) for v in pr_y],
+        "reliability_predicted": [float(p[c].mean()) for c in bins],
+        "reliability_observed": [float(y[c].mean()) for c in bins],
+        "precision_at_share": [float(s) for s in shares],
+        "precision_at_k": [evaluate.precision_at(y, p, float(s)) for s in shares],
+        "decile_lift": evaluate.decile_lift(y, p),
+    }
+
+
+def run(
+    con: duckdb.DuckDBPyConnection,
+    cfg: Settings,
+    oracle: Oracle | None,
+    last: int | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict:
+    """The backtest summary: per model, metrics per test cut-off and their mean and sd, plus the latest curves."""
+    dates = backtest_dates(con, cfg.horizon_days, cfg.training_cutoffs)
+    if last:
+        dates = dates[-last:]
+    if not dates:
+        raise TrainingError(
+            "no cut-off has both complete labels and two labelled cut-offs before it: "
+            "a backtest needs at least three weekly cut-offs with complete labels"
+        )
+    per_model: dict[str, list[dict]] = {}
+    latest_curves: dict[str, dict] = {}
+    for i, test_date in enumerate(dates, 1):
+        test, predictions = predict_cutoff(con, test_date, cfg, oracle)
+        rows = {name: evaluate.metrics(test.y, pred.p, pred.threshold) for name, pred in predictions.items()}
+        oracle_auc = rows["oracle"]["roc_auc"] if "oracle" in rows else None
+        for name, m in rows.items():
+            m["oracle_roc_auc"] = oracle_auc
+            m["auc_to_oracle"] = m["roc_auc"] / oracle_auc if oracle_auc else None
+            per_model.setdefault(name, []).append({"as_of_date": test_date.isoformat(), **m})
+        if test_date == dates[-1]:
+            latest_curves = {name: curves(test.y, pred.p) for name, pred in predictions.items()}
+        if progress:
+            progress(
+                f"[{i}/{len(dates)}] {test_date}: {len(test.y):,} visitors, {int(test.y.sum()):,} buyers; ROC AUC "
+                + ", ".join(f"{name} {m['roc_auc']:.3f}" for name, m in rows.items() if name != "seed_v2_test_tuned")
+            )
+    models = {}
+    for name in MODELS:
+        if name not in per_model:
+            continue
+        table = per_model[name]
+        models[name] = {
+            "mean": {k: _agg(table, k, np.mean) for k in SUMMARY_METRICS},
+            "sd": {k: _agg(table, k, lambda v: np.std(v, ddof=1) if len(v) > 1 else 0.0) for k in SUMMARY_METRICS},
+            "per_cutoff": table,
+        }
+    return {
+        "cutoffs": [d.isoformat() for d in dates],
+        "horizon_days": cfg.horizon_days,
+        "training_cutoffs": cfg.training_cutoffs,
+        "models": models,
+        "curves_as_of_date": dates[-1].isoformat(),
+        "curves": latest_curves,
+    }
+
+
+def _agg(table: list[dict], key: str, fn: Callable[[np.ndarray], float]) -> float | None:
+    values = np.array([r[key] for r in table if r.get(key) is not None], dtype=np.float64)
+    return float(fn(values)) if values.size else None
+
+
+def store(con: duckdb.DuckDBPyConnection, run_id: str, summary: dict) -> None:
+    """Every per-cut-off number in a long table analysts can query (ml.backtest_metrics)."""
+    rows = [
+        (run_id, model, r["as_of_date"], metric, r[metric])
+        for model, body in summary["models"].items()
+        for r in body["per_cutoff"]
+        for metric in SUMMARY_METRICS
+        if r.get(metric) is not None
+    ]
+    con.execute("delete from ml.backtest_metrics where run_id = ?", [run_id])
+    con.executemany("insert into ml.backtest_metrics values (?, ?, ?::date, ?, ?)", rows)

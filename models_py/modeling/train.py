@@ -1,0 +1,122 @@
+"""Train the propensity model on earlier cut-offs; stop early, calibrate and pick the threshold on a later one."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+
+import duckdb
+import numpy as np
+import xgboost as xgb
+
+from models_py.config import Settings
+from models_py.errors import JobFailed
+from models_py.modeling import calibration as calibrate
+from models_py.modeling import evaluate
+from models_py.modeling.dataset import FEATURES_TABLE, hash_unit, labelled, labelled_dates, negatives, product_features
+
+PARAMS = {
+    # Log loss on every buyer and a sample of non-buyers weighted back to their share: the expected loss is the
+    # unsampled one, so raw scores stay close to probabilities (no scale_pos_weight).
+    "objective": "binary:logistic",
+    "eval_metric": "logloss",
+    "tree_method": "hist",
+    "learning_rate": 0.05,
+    "max_depth": 5,
+    "min_child_weight": 5,
+    "subsample": 0.8,
+    "colsample_bytree": 0.8,
+    "reg_lambda": 1.0,
+    "seed": 0,
+}
+MAX_ROUNDS = 1500
+EARLY_STOPPING_ROUNDS = 50
+NEGATIVE_KEEP_RATE = 0.25  # negatives are >99.9% of rows: keep a quarter, weight them 4x (expected loss unchanged)
+
+
+class TrainingError(JobFailed):
+    """Not enough labelled history to train honestly."""
+
+
+@dataclass
+class TrainedModel:
+    """A fitted, calibrated model with the cut-offs it learned from and its validation numbers."""
+
+    booster: xgb.Booster
+    calibration: calibrate.Calibration
+    threshold: float
+    features: list[str]
+    training_as_of_dates: list[date]
+    validation_as_of_date: date
+    metrics: dict[str, float]
+
+
+def negative_keep_rate(negatives: int, max_negatives: int) -> float:
+    """A quarter of the non-buyers, or fewer when that would exceed ``max_negatives`` rows."""
+    return min(NEGATIVE_KEEP_RATE, max_negatives / negatives) if negatives else NEGATIVE_KEEP_RATE
+
+
+def split_dates(dates: list[date], training_cutoffs: int) -> tuple[list[date], date]:
+    """The latest labelled cut-off validates; the ones before it train. Nothing later than it is touched."""
+    if len(dates) < 2:
+        raise TrainingError(
+            f"need at least 2 cut-offs with complete labels to train and validate, found {len(dates)}: "
+            "land more days of events (the spine is weekly) or lower PROPENSITY_TRAINING_CUTOFFS"
+        )
+    return dates[-1 - training_cutoffs : -1], dates[-1]
+
+
+def fit(
+    con: duckdb.DuckDBPyConnection,
+    train_dates: list[date],
+    validation_date: date,
+    features: list[str],
+    cfg: Settings,
+    source: str = FEATURES_TABLE,
+) -> TrainedModel:
+    keep = negative_keep_rate(negatives(con, train_dates), cfg.max_training_negatives)
+    tr = labelled(con, train_dates, features, negative_keep_rate=keep, source=source)
+    weight = np.where(tr.y == 1, 1.0, 1.0 / keep).astype(np.float32)
+    dtrain = xgb.DMatrix(tr.x, label=tr.y, weight=weight, feature_names=features, nthread=cfg.threads)
+    training_rows = tr.y.size
+    del tr  # the DMatrix holds its own copy; a large shop needs the memory for the validation rows
+    # Validation visitors are split in two: one half stops the boosting, the other fits the calibration and picks
+    # the threshold. The validation metrics below are measured on that second half too.
+    va = labelled(con, [validation_date], features, source=source)
+    stop_half = hash_unit(va.visitor_id, 17) < 0.5
+    dstop = xgb.DMatrix(va.x[stop_half], label=va.y[stop_half], feature_names=features, nthread=cfg.threads)
+    booster = xgb.train(
+        {**PARAMS, "nthread": cfg.threads},
+        dtrain,
+        num_boost_round=MAX_ROUNDS,
+        evals=[(dstop, "validation")],
+        early_stopping_rounds=EARLY_STOPPING_ROUNDS,
+        verbose_eval=False,
+    )
+    booster = booster[: booster.best_iteration + 1]
+    raw = booster.predict(xgb.DMatrix(va.x[~stop_half], feature_names=features, nthread=cfg.threads))
+    try:
+        calibration = calibrate.LogOddsCalibration.fit(raw, va.y[~stop_half])
+    except ValueError as exc:
+        raise TrainingError(f"cannot calibrate on the validation cut-off {validation_date}: {exc}") from exc
+    p = calibration.apply(raw)
+    threshold = evaluate.best_f1_threshold(va.y[~stop_half], p)
+    metrics = evaluate.metrics(va.y[~stop_half], p, threshold)
+    metrics["training_rows"] = float(training_rows)
+    metrics["negative_keep_rate"] = keep
+    return TrainedModel(booster, calibration, threshold, list(features), list(train_dates), validation_date, metrics)
+
+
+def train(
+    con: duckdb.DuckDBPyConnection, as_of: date, cfg: Settings, progress: Callable[[str], None] | None = None
+) -> TrainedModel:
+    """The product's model with labels complete before ``as_of``: the latest labelled cut-off validates."""
+    features = product_features(con)
+    train_dates, validation_date = split_dates(labelled_dates(con, as_of, cfg.horizon_days), cfg.training_cutoffs)
+    if progress:
+        progress(
+            f"training on {len(train_dates)} cut-offs {train_dates[0]}..{train_dates[-1]}, "
+            f"validating on {validation_date}, {len(features)} features"
+        )
+    return fit(con, train_dates, validation_date, features, cfg)

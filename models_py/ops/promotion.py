@@ -1,0 +1,48 @@
+"""Conditional promotion: a challenger replaces the champion only if it ranks the same cut-off better by a margin."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+
+import duckdb
+
+from models_py.config import Settings
+from models_py.modeling import evaluate
+from models_py.modeling.dataset import hash_unit, labelled
+from models_py.modeling.model import ScoringModel, probabilities
+from models_py.ops import registry
+
+
+def validation_auc(con: duckdb.DuckDBPyConnection, model: ScoringModel, as_of: date, threads: int) -> float:
+    """A model's ROC AUC on the calibration half of a cut-off (the half no model's early stopping saw)."""
+    va = labelled(con, [as_of], model.features)
+    half = hash_unit(va.visitor_id, 17) >= 0.5
+    return evaluate.metrics(va.y[half], probabilities(model, va.x[half], threads), 0.5)["roc_auc"]
+
+
+def promote_if_better(
+    con: duckdb.DuckDBPyConnection, meta: registry.ModelMetadata, cfg: Settings, say: Callable[[str], None]
+) -> bool:
+    """The challenger replaces the champion only if it beats it by the margin on the same latest cut-off."""
+    current = registry.load_champion(con)
+    if current is None:
+        registry.set_champion(con, meta.version)
+        say(f"  no champion yet: {meta.version} promoted")
+        return True
+    if current.version == meta.version:
+        say(f"  retrained model is identical to the champion {meta.version}: nothing to promote")
+        return False
+    validation = date.fromisoformat(meta.validation_as_of_date)
+    challenger = registry.load(cfg.models_dir / meta.version, meta.artifact_sha256)
+    champ_auc = validation_auc(con, current, validation, cfg.threads)
+    chall_auc = validation_auc(con, challenger, validation, cfg.threads)
+    better = chall_auc >= champ_auc + cfg.promotion_margin
+    say(
+        f"  on {validation}: challenger {meta.version} ROC AUC {chall_auc:.4f} vs champion "
+        f"{current.version} {champ_auc:.4f} (margin {cfg.promotion_margin}): "
+        + ("promoted" if better else "champion kept")
+    )
+    if better:
+        registry.set_champion(con, meta.version)
+    return better

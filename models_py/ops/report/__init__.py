@@ -1,0 +1,51 @@
+"""The HTML report: the data, the champion model, drift, and the out-of-time backtest, as PNG charts and tables."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import duckdb
+
+from models_py.ops import results
+from models_py.ops.report.backtest import backtest_section, ceiling_section
+from models_py.ops.report.page import STYLE, Page
+from models_py.ops.report.sections import data_section, drift_section, model_section
+from models_py.shop_calendar import ShopCalendar
+
+
+def write_report(
+    con: duckdb.DuckDBPyConnection,
+    folder: Path,
+    calendar: ShopCalendar,
+    backtest_summary: dict | None,
+    title: str,
+    ceiling: dict | None = None,
+) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    page = Page(folder)
+    data_section(page, con, calendar)
+    model_section(page, con)
+    drift_section(page, con)
+    if backtest_summary:
+        backtest_section(page, backtest_summary)
+    else:
+        page.section("Out-of-time backtest", "<p>No backtest yet: run <code>propensity backtest</code>.</p>")
+    if ceiling:
+        ceiling_section(page, ceiling)
+    index = folder / "index.html"
+    index.write_text(
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
+        "<p>Numbers come from the warehouse this report was built from (the simulated shop unless you ingested "
+        "real events).</p>" + "".join(page.sections) + "</body></html>\n"
+    )
+    return index
+
+
+def refresh(con: duckdb.DuckDBPyConnection, reports_dir: Path, calendar: ShopCalendar, run_id: str, title: str) -> Path:
+    """The report of a run, with the latest saved backtest and ceiling."""
+    return write_report(
+        con, reports_dir / run_id, calendar, results.latest(reports_dir, "backtests"), title,
+        results.latest(reports_dir, "ceilings"),
+    )  # fmt: skip

@@ -1,0 +1,57 @@
+"""Connections to the DuckDB warehouse, with a bounded wait and a clear message when another process holds it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from models_py.config import Settings
+from models_py.errors import WarehouseBusyError
+from models_py.warehouse import schema
+
+
+def connect(
+    path: Path, memory_limit: str, read_only: bool = False, attempts: int = 5, wait_s: float = 1.0
+) -> duckdb.DuckDBPyConnection:
+    """Open a DuckDB file; if another process holds its lock, retry a few times, then say so plainly."""
+    if not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    last: Exception | None = None
+    for attempt in range(attempts):
+        try:
+            con = duckdb.connect(str(path), read_only=read_only, config={"memory_limit": memory_limit})
+            con.execute("set enable_progress_bar = false")  # the job reports its own progress; bars garble logs
+            return con
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower():
+                raise
+            last = exc
+            if attempt < attempts - 1:
+                time.sleep(wait_s * (attempt + 1))
+    raise WarehouseBusyError(
+        f"the warehouse {path} is held by another process (another nightly run, dbt, or a tool with it open); "
+        f"gave up after {attempts} attempts. Close that process, or let it finish, and run again. ({last})"
+    )
+
+
+@contextmanager
+def session(cfg: Settings, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The warehouse of these settings; a writer's session first brings the job's own tables up to date."""
+    con = connect(cfg.warehouse_path, cfg.duckdb_memory_limit, read_only=read_only)
+    try:
+        if not read_only:
+            schema.ensure(con)
+        yield con
+    finally:
+        con.close()
+
+
+def fetch_arrow(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> pa.Table:
+    """A query's result as one Arrow table (DuckDB 1.5 returns a record batch reader from ``.arrow()``)."""
+    result = con.execute(sql, params or []).arrow()
+    return result.read_all() if hasattr(result, "read_all") else result
