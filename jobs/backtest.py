@@ -11,21 +11,17 @@ from models_py.config import Settings
 from models_py.modeling import backtest
 from models_py.ops import results, run_log
 from models_py.shop_calendar import utc_now_naive
-from models_py.warehouse import build_plan
+from models_py.warehouse import build_plan, dbt
 from models_py.warehouse.connection import session
-from models_py.warehouse.dbt import run_dbt
 from models_py.world import ceiling, oracle
 
 
 def build_spine(cfg: Settings, say: Callable[[str], None]) -> list[date]:
     with session(cfg) as con:
-        as_of = build_plan.latest_as_of(con, cfg)
-        first_day, _ = build_plan.loaded_days(con, cfg)
-        spine = build_plan.backtest_spine(first_day, as_of, cfg.cutoff_step_days)
-        have = build_plan.built_dates(con)
-    missing = [d for d in spine if d not in have]
-    say(f"backtest spine: {len(spine)} weekly cut-offs {spine[0]}..{spine[-1]}; building features for {len(missing)}")
-    run_dbt(cfg, ["build"], build_plan.dbt_vars(as_of, missing or [as_of], cfg, history=len(spine) - 1), say)
+        spine, plan = build_plan.plan_backtest(con, cfg)
+    say(f"backtest spine: {len(spine)} cut-offs {spine[0]}..{spine[-1]}; {build_plan.describe(plan)}")
+    if plan:
+        dbt.build(cfg, plan, say)
     return spine
 
 

@@ -12,17 +12,16 @@ from models_py.errors import BadInputError, JobFailed
 from models_py.modeling import score, train
 from models_py.ops import drift, gates, promotion, registry, report, run_log
 from models_py.ops.run_log import RunSummary, stage
-from models_py.warehouse import build_plan, publish
+from models_py.warehouse import build_plan, dbt, publish, serving
+from models_py.warehouse.build_plan import BuildPlan
 from models_py.warehouse.connection import session
-from models_py.warehouse.dbt import run_dbt
 
 
 @dataclass
 class NightPlan:
     """What tonight's run will do, decided after ingest."""
 
-    build_dates: list[date] = field(default_factory=list)
-    events_loaded: int = 0
+    build: BuildPlan = field(default_factory=BuildPlan)
     retrain: bool = False
     published_by: str | None = None  # the run that already published tonight's date, if nothing changed since
 
@@ -67,7 +66,7 @@ def _ingest_and_plan(cfg: Settings, summary: RunSummary, as_of: date | None, fil
             gates.check_landing_files(con, summary.run_id, cfg.calendar, parsed)
 
         result = ingest.ingest(
-            con, files or ingest.landing_files(cfg.landing_dir), summary.run_id, cfg.landing_dir, gate
+            con, files or ingest.landing_files(cfg.landing_dir), summary.run_id, cfg.calendar, cfg.landing_dir, gate
         )
         summary.rows_ingested, summary.files_loaded = result.rows_loaded, len(result.files_loaded)
         say(
@@ -82,27 +81,16 @@ def _ingest_and_plan(cfg: Settings, summary: RunSummary, as_of: date | None, fil
                 "its features would miss events that have not arrived yet"
             )
         return NightPlan(
-            build_dates=build_plan.feature_dates_to_build(con, summary.as_of, cfg),
-            events_loaded=con.execute("select count(*) from raw.events").fetchone()[0],
+            build=build_plan.plan_night(con, cfg, summary.as_of),
             retrain=registry.retrain_due(con, summary.as_of, cfg),
-            published_by=None
-            if force or result.rows_loaded
-            else publish.already_published(con, summary.as_of, cfg.serving_path),
+            published_by=None if force or result.rows_loaded else publish.already_published(con, cfg, summary.as_of),
         )
 
 
 def _build(cfg: Settings, summary: RunSummary, plan: NightPlan, say: Callable[[str], None]) -> None:
-    say(f"as-of date {summary.as_of}; building features for {', '.join(map(str, plan.build_dates))}")
+    say(f"as-of date {summary.as_of}: {build_plan.describe(plan.build)}")
     with stage(summary, "dbt build", say):
-        passes = build_plan.feature_build_passes(plan.build_dates, plan.events_loaded, cfg.event_cutoffs_per_build)
-        for k, dates in enumerate(passes[:-1]):
-            # A large shop's first run: earlier spine dates in passes of bounded size, the rest in the build.
-            say(f"features pass {k + 1}/{len(passes)}: {', '.join(map(str, dates))}")
-            # Upstream too: the intermediate views embed the run's dates when they are created.
-            run_dbt(
-                cfg, ["run", "--select", "+fct_visitor_features"], build_plan.dbt_vars(summary.as_of, dates, cfg), say
-            )
-        run_dbt(cfg, ["build"], build_plan.dbt_vars(summary.as_of, passes[-1], cfg), say)
+        dbt.build(cfg, plan.build, say)
 
 
 def _train_and_promote(con, cfg: Settings, summary: RunSummary, say: Callable[[str], None]) -> None:
@@ -127,17 +115,17 @@ def _score_and_publish(con, cfg: Settings, summary: RunSummary, say: Callable[[s
     previous = publish.previous_scores(con, summary.as_of)
     with stage(summary, "validate features", say):
         eligible = gates.check_features(con, cfg, summary.run_id, summary.as_of, previous)
-    with stage(summary, "drift", say):
-        drift.check_feature_drift(con, cfg, summary.run_id, summary.as_of, model, say)
     with stage(summary, "score", say):
-        scores = score.score(con, model, summary.as_of, summary.run_id, cfg.score_batch_rows, cfg.threads)
-        summary.visitors_scored = scores.num_rows
+        scored = score.score(con, model, summary.as_of, summary.run_id, cfg.score_batch_rows, cfg.threads)
+        summary.visitors_scored = scored.scores.num_rows
+    with stage(summary, "drift", say):
+        drift.check_feature_drift(con, cfg, summary.run_id, summary.as_of, model, scored.feature_sample, say)
     with stage(summary, "validate scores", say):
-        gates.check_scores(con, cfg, summary.run_id, summary.as_of, scores, eligible, previous)
-        drift.check_score_drift(con, cfg, summary.run_id, summary.as_of, scores["propensity"].to_numpy(), say)
+        gates.check_scores(con, cfg, summary.run_id, summary.as_of, scored.scores, eligible, previous)
+        drift.check_score_drift(con, cfg, summary.run_id, summary.as_of, scored.scores["propensity"].to_numpy(), say)
     with stage(summary, "publish", say):
-        publish.write_history(con, scores, summary.as_of)
-        publish.publish_serving(con, cfg.serving_path, publish.latest_scored_date(con), summary.run_id)
+        publish.write_history(con, scored.scores, summary.as_of)
+        serving.publish(con, cfg, summary.as_of, publish.latest_scored_date(con), summary.run_id)
 
 
 def _refresh_report(con, cfg: Settings, run_id: str, say: Callable[[str], None]):

@@ -10,6 +10,7 @@ import os
 import re
 import tomllib
 from dataclasses import dataclass, fields
+from datetime import date
 from pathlib import Path
 
 from models_py.errors import BadInputError
@@ -31,23 +32,26 @@ class Settings:
     data_dir: Path
     warehouse_path: Path
     serving_path: Path
+    serving_nights: int
+    keep_nightly_features: int
     models_dir: Path
     reports_dir: Path
     day_start_hour_utc: int
     horizon_days: int
     training_cutoffs: int
     cutoff_step_days: int
+    cutoff_anchor: date
     retrain_every_days: int
     promotion_margin: float
     row_count_tolerance: float
     score_mean_ratio_limit: float
     drift_warn_psi: float
     drift_fail_psi: float
-    event_cutoffs_per_build: int
     max_training_negatives: int
     score_batch_rows: int
     threads: int
     duckdb_memory_limit: str
+    duckdb_disabled_compression: str
 
     dbt_project_dir = PROJECT_ROOT / "dbt_project"
     profiles_dir = PROJECT_ROOT
@@ -70,6 +74,13 @@ def _value(name: str, spec: dict, raw: object) -> object:
     env, kind = spec["env"], spec["type"]
     if kind == "path":
         return (PROJECT_ROOT / Path(str(raw)).expanduser()).resolve()
+    if kind == "date":
+        try:
+            return date.fromisoformat(str(raw))
+        except ValueError:
+            raise SettingsError(f"{env}={raw!r} is not a date like 2015-01-02 (YYYY-MM-DD)") from None
+    if kind == "str":
+        return str(raw).strip()
     if kind == "memory":
         if not MEMORY.fullmatch(str(raw).strip()):
             raise SettingsError(f"{env}={raw!r} is not a memory size like '6GB' or '800MB'")

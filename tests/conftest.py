@@ -65,19 +65,19 @@ def pipeline(small_world: Path, tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture
 def own_world(pipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> World:
-    """A private copy of the pipeline's folders (data, warehouse, serving file, artifacts), with the environment
-    pointing at it for the rest of the test."""
+    """A private copy of the pipeline's folders (data, warehouse, serving files, artifacts), with the environment
+    pointing at it for the rest of the test (the copied serving database's views are pointed at the copy's files)."""
+    from models_py.warehouse import serving
     from models_py.warehouse.connection import session
 
     cfg, _ = pipeline
     shutil.copytree(cfg.data_dir, tmp_path / "data")
     shutil.copytree(cfg.models_dir, tmp_path / "artifacts")
-    (tmp_path / "warehouse").mkdir()
-    shutil.copy(cfg.warehouse_path, tmp_path / "warehouse" / "propensity.duckdb")
-    shutil.copy(cfg.serving_path, tmp_path / "warehouse" / "serving.duckdb")
+    shutil.copytree(cfg.warehouse_path.parent, tmp_path / "warehouse")  # the warehouse and the serving files
     env = folder_env(tmp_path)
     for k, v in env.items():
         monkeypatch.setenv(k, v)
+    serving.ensure_database(serving.ServingFiles(settings().serving_path), "copy")
     with session(settings()) as con:
         # The copied registry still points at the pipeline's artifacts: repoint it at the copies.
         con.execute(

@@ -25,3 +25,10 @@ def cli(
 
 def sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def served_sha(cfg) -> str:
+    """Fingerprint of what marketing reads now (tonight's scores file behind the serving database)."""
+    from models_py.warehouse.serving import ServingFiles
+
+    return sha(ServingFiles(cfg.serving_path).current)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from models_py.modeling import train
 from models_py.ops import promotion, registry
 from models_py.warehouse import publish
 from models_py.warehouse.connection import session
-from tests.helpers import cli, sha
+from tests.helpers import cli, served_sha, sha
 
 KILL_POINTS = (
     "ingest:commit", "dbt build", "train", "promote", "validate features", "drift", "score", "validate scores",
@@ -52,8 +53,11 @@ def _land_next_day(env: dict[str, str]) -> date:
 
 
 def test_killed_at_every_stage_the_rerun_completes_without_partial_publish_or_duplicates(world) -> None:
+    from models_py.warehouse.serving import ServingFiles
+
     serving = Path(world["PROPENSITY_SERVING"])
-    served = sha(serving)
+    current = ServingFiles(serving).current
+    served = sha(current)
     tonight = _land_next_day(world)
     reader = duckdb.connect(str(serving), read_only=True)  # held open by "marketing" through every run below
     before = reader.execute("select count(*), max(as_of_date) from visitor_propensity_scores").fetchone()
@@ -61,12 +65,14 @@ def test_killed_at_every_stage_the_rerun_completes_without_partial_publish_or_du
     for point in KILL_POINTS:
         result = _cli(world, "nightly", extra={**retrain_nightly, "PROPENSITY_FAULT_INJECT": point})
         assert result.returncode == -9, f"{point}: {result.returncode}\n{result.stderr[-2000:]}"
-        if point != "report":  # killed before the swap: marketing's file is exactly what it was
-            assert sha(serving) == served, point
-        assert reader.execute("select count(*), max(as_of_date) from visitor_propensity_scores").fetchone() == before
+        if point != "report":  # killed before the swap: what marketing reads is exactly what it was
+            assert sha(current) == served, point
+            seen = reader.execute("select count(*), max(as_of_date) from visitor_propensity_scores").fetchone()
+            assert seen == before, point
     result = _cli(world, "nightly", extra=retrain_nightly)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert reader.execute("select count(*), max(as_of_date) from visitor_propensity_scores").fetchone() == before
+    # The reader kept its connection: its next query reads tonight's scores, whole.
+    assert reader.execute("select max(as_of_date) from visitor_propensity_scores").fetchone() == (tonight,)
     reader.close()
     with duckdb.connect(world["PROPENSITY_WAREHOUSE"], read_only=True) as con:
         eligible = con.execute(
@@ -118,34 +124,37 @@ def test_a_mistyped_setting_stops_the_run_up_front_naming_the_variable(tmp_path:
 
 
 def test_unwritable_or_full_serving_paths_give_a_clear_error_and_keep_the_old_file(world, monkeypatch) -> None:
-    blocker = Path(world["PROPENSITY_DATA_DIR"]) / "a-file"
+    from models_py.warehouse import serving
+
+    cfg = settings()
+    files = serving.ServingFiles(cfg.serving_path)
+    served = {p: sha(p) for p in (files.database, files.current)}
+    blocker = cfg.data_dir / "a-file"
     blocker.write_text("not a folder")
-    serving = Path(world["PROPENSITY_SERVING"])
-    served = sha(serving)
-    with session(settings()) as con:
+    unwritable = replace(cfg, serving_path=blocker / "serving.duckdb")
+    with session(cfg) as con:
         day = publish.latest_scored_date(con)
-        with pytest.raises(publish.PublishError, match="cannot write the serving file .*a-file/serving.duckdb"):
-            publish.publish_serving(con, blocker / "serving.duckdb", day, "r1")
+        with pytest.raises(serving.PublishError, match="cannot write the serving files .*a-file/serving.duckdb"):
+            serving.publish(con, unwritable, day, day, "r1")
 
         def full_disk(*_args, **_kwargs):
             raise OSError(errno.ENOSPC, "No space left on device")
 
-        monkeypatch.setattr(publish.os, "replace", full_disk)
-        with pytest.raises(publish.PublishError, match="the disk is full"):
-            publish.publish_serving(con, serving, day, "r2")
-    assert sha(serving) == served
-    assert not list(serving.parent.glob(".*.tmp"))
+        monkeypatch.setattr(serving.os, "replace", full_disk)
+        with pytest.raises(serving.PublishError, match="the disk is full"):
+            serving.publish(con, cfg, day, day, "r2")
+    assert {p: sha(p) for p in served} == served
+    assert not list(files.folder.rglob(".*.tmp")) and not list(cfg.serving_path.parent.glob(".*.tmp"))
 
 
 def test_drift_above_the_failure_level_stops_the_run_before_publishing(world) -> None:
-    serving = Path(world["PROPENSITY_SERVING"])
-    served = sha(serving)
+    served = served_sha(settings())
     result = _cli(
         world, "nightly", "--force", extra={"PROPENSITY_DRIFT_WARN_PSI": "0", "PROPENSITY_DRIFT_FAIL_PSI": "0"}
     )
     assert result.returncode == 4, result.stderr[-2000:]
     assert "drift gate failed" in result.stderr and "PSI" in result.stderr
-    assert sha(serving) == served
+    assert served_sha(settings()) == served
     with duckdb.connect(world["PROPENSITY_WAREHOUSE"], read_only=True) as con:
         stored = con.execute(
             "select count(*), count(distinct feature) from ml.feature_drift "

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import shutil
-from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -13,13 +12,12 @@ import numpy as np
 import pytest
 
 from jobs.nightly import run_nightly
-from models_py.config import folder_env, settings
 from models_py.data.events_file import HEADER
 from models_py.modeling.calibration import LogOddsCalibration
 from models_py.ops import registry
 from models_py.warehouse.connection import fetch_arrow
 from tests.helpers import cli as _cli
-from tests.helpers import sha as _sha
+from tests.helpers import served_sha
 
 
 def _serving(cfg) -> duckdb.DuckDBPyConnection:
@@ -51,9 +49,9 @@ def test_serving_has_one_calibrated_row_per_eligible_visitor(pipeline) -> None:
 def test_rerun_of_the_same_day_changes_nothing_and_forced_rerun_replaces(pipeline, own_world) -> None:
     _, summary = pipeline
     cfg = own_world.cfg
-    before = _sha(cfg.serving_path)
+    before = served_sha(cfg)
     again = run_nightly(cfg, say=lambda _: None)
-    assert again.run_id == summary.run_id and _sha(cfg.serving_path) == before
+    assert again.run_id == summary.run_id and served_sha(cfg) == before
     query = "select visitor_id, propensity, decile, segment, model_version from visitor_propensity_scores order by 1"
     with _serving(cfg) as con:
         scores_before = con.execute(query).fetchall()
@@ -72,15 +70,20 @@ def test_rerun_of_the_same_day_changes_nothing_and_forced_rerun_replaces(pipelin
         assert con.execute("select any_value(run_id) from visitor_propensity_scores").fetchone()[0] == forced.run_id
 
 
-def test_a_reader_holding_the_serving_file_keeps_working_across_a_publish(own_world) -> None:
+def test_a_reader_that_keeps_its_connection_sees_the_next_night_whole(own_world) -> None:
+    """A BI tool or a pool holds the serving file open across a publish: its next query, and a new connection in the
+    same process (where DuckDB reuses the open database), read the new run's scores, never a mix."""
     cfg = own_world.cfg
+    query = "select count(*), count(distinct run_id), any_value(run_id), sum(propensity) from visitor_propensity_scores"
     reader = _serving(cfg)
-    before = reader.execute("select count(*), sum(propensity) from visitor_propensity_scores").fetchone()
-    run_nightly(cfg, say=lambda _: None, force=True)  # publishes while the reader holds the file
-    assert reader.execute("select count(*), sum(propensity) from visitor_propensity_scores").fetchone() == before
+    before = reader.execute(query).fetchone()
+    forced = run_nightly(cfg, say=lambda _: None, force=True)  # publishes while the reader holds the file
+    after = reader.execute(query).fetchone()
+    assert after[:2] == (before[0], 1) and after[2] == forced.run_id != before[2]
+    assert after[3] == pytest.approx(before[3])  # same model, same features: the same scores
+    with _serving(cfg) as second:  # same process, same path: DuckDB hands back the cached database
+        assert second.execute(query).fetchone()[2] == forced.run_id
     reader.close()
-    with _serving(cfg) as fresh:
-        assert fresh.execute("select count(*) from visitor_propensity_scores").fetchone()[0] == before[0]
 
 
 GOOD_ROW = "1442548800000,1,view,2,"
@@ -102,7 +105,7 @@ def test_a_corrupted_landing_file_fails_the_run_and_changes_nothing(own_world, b
     cfg = own_world.cfg
     bad = cfg.landing_dir / "events_2015-09-18.csv"
     bad.write_bytes(body.encode())
-    served = _sha(cfg.serving_path)
+    served = served_sha(cfg)
     with duckdb.connect(str(cfg.warehouse_path), read_only=True) as wh:
         rows = wh.execute("select count(*) from raw.events").fetchone()[0]
     try:
@@ -116,48 +119,9 @@ def test_a_corrupted_landing_file_fails_the_run_and_changes_nothing(own_world, b
     assert alert.read_text().startswith("2 ") and "events_2015-09-18.csv" in alert.read_text()
     assert "events_2015-09-18.csv" in result.stderr and ("line" in result.stderr or "empty" in result.stderr)
     assert "Traceback" not in result.stderr
-    assert _sha(cfg.serving_path) == served
+    assert served_sha(cfg) == served
     with duckdb.connect(str(cfg.warehouse_path), read_only=True) as wh:
         assert wh.execute("select count(*) from raw.events").fetchone()[0] == rows
-
-
-def test_features_ignore_events_at_or_after_the_cutoff(own_world) -> None:
-    """Plant events exactly at and after a past cut-off, rebuild that cut-off: its features must not move."""
-    from models_py.warehouse.dbt import run_dbt
-
-    cfg2 = own_world.cfg
-    copy = cfg2.warehouse_path
-    with duckdb.connect(str(copy)) as con:
-        as_of = con.execute("select min(as_of_date) from marts.fct_visitor_features").fetchone()[0]
-        cutoff = cfg2.calendar.day_start_ms(as_of)
-        before = con.execute(
-            "select * exclude (as_of_date) from marts.fct_visitor_features where as_of_date = ? order by visitor_id",
-            [as_of],
-        ).fetchall()
-        con.execute(
-            """insert into raw.events
-               select ? + k * 3600000, visitor_id, e, 1, case when e = 'transaction' then 990000 + k end
-               from (select visitor_id from marts.fct_visitor_features where as_of_date = ? limit 50),
-                    range(0, 3) r(k), (values ('view'), ('addtocart'), ('transaction')) v(e)""",
-            [cutoff, as_of],
-        )
-    run_dbt(cfg2, ["run", "-s", "+fct_visitor_features"], {"as_of_date": str(as_of), "history_cutoffs": 0})
-    with duckdb.connect(str(copy), read_only=True) as con:
-        after = con.execute(
-            "select * exclude (as_of_date) from marts.fct_visitor_features where as_of_date = ? order by visitor_id",
-            [as_of],
-        ).fetchall()
-    assert len(after) == len(before)
-
-    def same(a, b) -> bool:  # floats may differ in the last bit (parallel summation order), nothing more
-        return a == b or (isinstance(a, float) and isinstance(b, float) and math.isclose(a, b, rel_tol=1e-9))
-
-    diffs = [
-        (i, j, a, b)
-        for i, (ra, rb) in enumerate(zip(after, before, strict=True))
-        for j, (a, b) in enumerate(zip(ra, rb, strict=True))
-    ]
-    assert not [d for d in diffs if not same(d[2], d[3])][:5]
 
 
 def test_predict_takes_the_seed_payload_and_names_bad_fields(pipeline) -> None:
@@ -243,7 +207,7 @@ def test_scores_from_contributions_equal_the_models_predictions(pipeline) -> Non
     cfg, summary = pipeline
     model = registry.load_pointed_champion(cfg.models_dir)
     with duckdb.connect(str(cfg.warehouse_path), read_only=True) as con:
-        scores = score_mod.score(con, model, summary.as_of, "check", 5_000, 2).sort_by("visitor_id")
+        scores = score_mod.score(con, model, summary.as_of, "check", 5_000, 2).scores.sort_by("visitor_id")
         cols = ", ".join(model.meta.features)
         query = f"select {cols} from marts.fct_visitor_features where as_of_date = ? order by visitor_id"
         table = fetch_arrow(con, query, [summary.as_of])
@@ -257,7 +221,7 @@ def test_the_same_file_landed_twice_loads_nothing_twice(own_world) -> None:
     first = sorted(cfg.landing_dir.glob("events_*.csv"))[-1]
     again = cfg.landing_dir / "events_copy.csv"
     shutil.copy(first, again)
-    served = _sha(cfg.serving_path)
+    served = served_sha(cfg)
     with duckdb.connect(str(cfg.warehouse_path), read_only=True) as wh:
         rows = wh.execute("select count(*) from raw.events").fetchone()[0]
     try:
@@ -268,40 +232,7 @@ def test_the_same_file_landed_twice_loads_nothing_twice(own_world) -> None:
     assert "0 rows" in result.stdout and "already loaded" in result.stdout
     with duckdb.connect(str(cfg.warehouse_path), read_only=True) as wh:
         assert wh.execute("select count(*) from raw.events").fetchone()[0] == rows
-    assert _sha(cfg.serving_path) == served
-
-
-def test_feature_passes_bound_the_events_joined_per_build() -> None:
-    from models_py.warehouse.build_plan import feature_build_passes
-
-    days = [date(2015, 9, d) for d in range(1, 11)]
-    assert feature_build_passes(days, 2_760_000, 40_000_000) == [days]
-    assert feature_build_passes(days, 27_600_000, 40_000_000) == [[d] for d in days]
-    assert feature_build_passes(days, 10, 30) == [days[0:3], days[3:6], days[6:9], days[9:]]
-
-
-def test_a_first_run_built_in_passes_gives_the_same_features_and_model(pipeline, tmp_path: Path, monkeypatch) -> None:
-    cfg0, summary0 = pipeline
-    shutil.copytree(cfg0.landing_dir, tmp_path / "data" / "landing")
-    with duckdb.connect(str(cfg0.warehouse_path), read_only=True) as con:
-        events = con.execute("select count(*) from raw.events").fetchone()[0]
-    for name, value in {**folder_env(tmp_path), "PROPENSITY_EVENT_CUTOFFS_PER_BUILD": str(3 * events)}.items():
-        monkeypatch.setenv(name, value)
-    messages: list[str] = []
-    summary = run_nightly(settings(), say=messages.append, as_of=summary0.as_of)
-    assert sum("features pass" in m for m in messages) >= 2
-    with duckdb.connect(str(settings().warehouse_path), read_only=True) as con:
-        con.execute(f"attach '{cfg0.warehouse_path}' as one_pass (read_only)")
-        for a, b in (("marts", "one_pass.marts"), ("one_pass.marts", "marts")):
-            differing = con.execute(
-                f"""select count(*) from (
-                      select * from {a}.fct_visitor_features where as_of_date <= ?
-                      except all
-                      select * from {b}.fct_visitor_features where as_of_date <= ?)""",
-                [summary0.as_of, summary0.as_of],
-            ).fetchone()[0]
-            assert differing == 0
-    assert summary.trained == summary0.trained  # same rows in, same model out
+    assert served_sha(cfg) == served
 
 
 def test_training_reads_every_buyer_and_a_bounded_sample_of_non_buyers(pipeline) -> None:

@@ -80,14 +80,8 @@ def report() -> None:
 @app.command()
 def docs() -> None:
     """Generate dbt docs (lineage, every model and column) into dbt_project/target/."""
-    from models_py.warehouse import build_plan
-    from models_py.warehouse.connection import session
     from models_py.warehouse.dbt import run_dbt
 
     cfg = settings()
-    vars_ = None
-    if cfg.warehouse_path.exists():
-        with session(cfg, read_only=True) as con:
-            vars_ = {"as_of_date": build_plan.latest_as_of(con, cfg).isoformat()}
-    run_dbt(cfg, ["docs", "generate"], vars_, progress=say)
+    run_dbt(cfg, ["docs", "generate"], progress=say)
     typer.echo(f"dbt docs: {cfg.dbt_project_dir / 'target' / 'index.html'} (serve with `dbt docs serve`)")

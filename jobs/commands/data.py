@@ -61,7 +61,9 @@ def ingest(
 
     cfg = settings()
     with session(cfg) as con:
-        r = ingest_mod.ingest(con, files or ingest_mod.landing_files(cfg.landing_dir), new_run_id(), cfg.landing_dir)
+        r = ingest_mod.ingest(
+            con, files or ingest_mod.landing_files(cfg.landing_dir), new_run_id(), cfg.calendar, cfg.landing_dir
+        )
     typer.echo(
         f"{len(r.files_loaded)} file(s) loaded, {r.rows_loaded:,} rows, {r.duplicates_dropped:,} duplicates dropped, "
         f"{len(r.files_skipped)} already loaded"

@@ -15,16 +15,16 @@ app = typer.Typer()
 
 @app.command()
 def build(as_of: str = typer.Option(None, help=AS_OF_HELP + " (default: the day after the last landed day).")) -> None:
-    """dbt build: staging, features and labels for the as-of date's spine, and every dbt test."""
-    from models_py.warehouse import build_plan
+    """dbt build: the day rollups, tonight's features and the spine's features and labels, and dbt's tests on them."""
+    from models_py.warehouse import build_plan, dbt
     from models_py.warehouse.connection import session
-    from models_py.warehouse.dbt import run_dbt
 
     cfg = settings()
     with session(cfg) as con:
         day = parse_date(as_of) or build_plan.latest_as_of(con, cfg)
-        dates = build_plan.feature_dates_to_build(con, day, cfg)
-    run_dbt(cfg, ["build"], build_plan.dbt_vars(day, dates, cfg), progress=say)
+        plan = build_plan.plan_night(con, cfg, day)
+    say(f"as-of date {day}: {build_plan.describe(plan)}")
+    dbt.build(cfg, plan, progress=say)
 
 
 @app.command()
@@ -62,22 +62,24 @@ def score(as_of: str = typer.Option(None, help=AS_OF_HELP + " (default: latest).
         model = registry.load_champion(con)
         if model is None:
             raise JobFailed("no champion model: run `propensity train` first")
-        scores = score_mod.score(con, model, day, new_run_id(), cfg.score_batch_rows, cfg.threads)
+        scores = score_mod.score(con, model, day, new_run_id(), cfg.score_batch_rows, cfg.threads).scores
         publish.write_history(con, scores, day)
     typer.echo(f"scored {scores.num_rows:,} visitors as of {day} with {model.version}")
 
 
 @app.command()
 def publish(as_of: str = typer.Option(None, help=AS_OF_HELP + " (default: the latest scored day).")) -> None:
-    """Publish scores to warehouse/serving.duckdb (temp file + atomic rename)."""
+    """Publish a scored day to what marketing reads (warehouse/serving.duckdb and the Parquet files beside it)."""
     from models_py.ops.run_log import new_run_id
     from models_py.warehouse import publish as publish_mod
+    from models_py.warehouse import serving
     from models_py.warehouse.connection import session
 
     cfg = settings()
     with session(cfg) as con:
-        day = parse_date(as_of) or publish_mod.latest_scored_date(con)
-        path = publish_mod.publish_serving(con, cfg.serving_path, day, new_run_id())
+        latest = publish_mod.latest_scored_date(con)
+        day = parse_date(as_of) or latest
+        path = serving.publish(con, cfg, day, latest, new_run_id())
     typer.echo(f"published scores as of {day} to {path}")
 
 
@@ -145,7 +147,8 @@ def validate(as_of: str = typer.Option(None, help=AS_OF_HELP + " (default: the l
             raise JobFailed("no champion model: run `propensity train` first")
         previous = publish_mod.previous_scores(con, day)
         eligible = gates.check_features(con, cfg, run_id, day, previous)
-        drift.check_feature_drift(con, cfg, run_id, day, model, say)
+        sample = drift.mart_sample(con, model.features, day)
+        drift.check_feature_drift(con, cfg, run_id, day, model, sample, say)
         query = f"select visitor_id, propensity, decile from {publish_mod.HISTORY_TABLE} where as_of_date = ?"
         scores = fetch_arrow(con, query, [day])
         gates.check_scores(con, cfg, run_id, day, scores, eligible, previous)

@@ -7,13 +7,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from models_py import faults
 from models_py.data import events_file
 from models_py.errors import BadInputError
-from models_py.shop_calendar import utc_now_naive
+from models_py.shop_calendar import DAY_MS, ShopCalendar, utc_now_naive
 
 CATALOGUE_FILES = {
     "category_tree.csv": ("raw.category_tree", {"categoryid": pa.int64(), "parentid": pa.int64()}),
@@ -53,6 +54,7 @@ def ingest(
     con: duckdb.DuckDBPyConnection,
     files: list[Path],
     run_id: str,
+    calendar: ShopCalendar,
     landing: Path | None = None,
     gate: Callable[[list[tuple[Path, pa.Table]]], None] | None = None,
 ) -> IngestResult:
@@ -60,6 +62,7 @@ def ingest(
     result = IngestResult()
     pending = _new_files(con, files, result)
     parsed = [(path, digest, events_file.read_events(path)) for path, digest in pending]
+    refuse_loaded_days(con, parsed, calendar)
     if gate and parsed:
         gate([(path, table) for path, _, table in parsed])
     catalogue = _changed_catalogue(con, landing) if landing else []
@@ -110,8 +113,28 @@ def _new_files(con: duckdb.DuckDBPyConnection, files: list[Path], result: Ingest
     return pending
 
 
+def refuse_loaded_days(con: duckdb.DuckDBPyConnection, parsed: list[tuple[Path, str, pa.Table]], calendar) -> None:
+    """A loaded shop day is final: the daily rollups have folded it in. An event dated on or before the last loaded
+    day is refused, naming its file and line; a corrected day goes through `propensity unload` first."""
+    last_ms = con.execute("select max(timestamp) from raw.events").fetchone()[0]
+    if last_ms is None:
+        return
+    last_day = calendar.shop_day(last_ms)
+    open_from = calendar.day_start_ms(last_day) + DAY_MS
+    for path, _, table in parsed:
+        early = np.flatnonzero(table["timestamp"].to_numpy() < open_from)
+        if early.size:
+            when = calendar.shop_day(int(table["timestamp"][int(early[0])].as_py()))
+            raise IngestError(
+                f"{path}, line {int(early[0]) + 2}: an event of shop day {when}, but the warehouse already holds every "
+                f"day up to {last_day} and a loaded day is final ({early.size:,} such rows). Land only new days; to "
+                "correct a loaded day, take its file out with `propensity unload FILE` and land the corrected one"
+            )
+
+
 def _load_events(con, parsed: list[tuple[Path, str, pa.Table]], run_id: str, loaded_at, result: IngestResult) -> None:
-    """Insert the new files' events, dropping rows already in the warehouse or repeated across tonight's files."""
+    """Insert the new files' events, dropping rows repeated across tonight's files (earlier days are final, so no
+    row of tonight can repeat one already loaded)."""
     incoming = pa.concat_tables(
         [t.append_column("file_order", pa.array([i] * t.num_rows, pa.int32())) for i, (_, _, t) in enumerate(parsed)]
     )
@@ -128,12 +151,7 @@ def _load_events(con, parsed: list[tuple[Path, str, pa.Table]], run_id: str, loa
         select ranked.* exclude (copy_number)
         from ranked
         where copy_number = 1
-          and not exists (
-            select 1 from raw.events e
-            where e.timestamp = ranked.timestamp and e.visitorid = ranked.visitorid
-              and e.event = ranked.event and e.itemid = ranked.itemid
-              and e.transactionid is not distinct from ranked.transactionid
-          )
+        order by timestamp
         """
     )
     con.execute("insert into raw.events select timestamp, visitorid, event, itemid, transactionid from kept")

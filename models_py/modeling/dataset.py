@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 
@@ -11,6 +10,7 @@ import numpy as np
 import pyarrow as pa
 
 from models_py.errors import JobFailed
+from models_py.warehouse.connection import fetch_arrow
 
 FEATURES_TABLE = "marts.fct_visitor_features"
 LABELS_TABLE = "marts.fct_visitor_labels"
@@ -55,14 +55,6 @@ def hash_unit(visitor_id: np.ndarray, salt: int | np.ndarray) -> np.ndarray:
     return ((h >> np.uint64(11)).astype(np.float64)) / float(1 << 53)
 
 
-def _hash_unit_sql(visitor_id: str, salt: str) -> str:
-    """``hash_unit`` in DuckDB SQL, bit for bit (64-bit wrap-around done in 128-bit integers)."""
-    return (
-        f"(((({visitor_id} + {salt})::uhugeint * 11400714819323198485::uhugeint) % 18446744073709551616::uhugeint)"
-        " >> 11)::double / 9007199254740992.0"
-    )
-
-
 def labelled(
     con: duckdb.DuckDBPyConnection,
     dates: list[date],
@@ -71,24 +63,38 @@ def labelled(
     batch_rows: int = 1_000_000,
     source: str = FEATURES_TABLE,
 ) -> LabelledSet:
-    """Feature rows of complete-label cut-offs with their labels.
+    """Feature rows of labelled cut-offs with their labels, ordered by as-of date and visitor.
 
-    With ``negative_keep_rate`` < 1 only that share of non-buyers is read (chosen by ``hash_unit`` of visitor and
-    as-of day). Rows stream in batches into one float32 matrix, so a large shop's cut-offs never sit in memory
-    twice (as Arrow and as the matrix). ``source`` is the features mart or a view over it with extra columns.
+    With ``negative_keep_rate`` < 1 only that share of non-buyers is read, chosen by ``hash_unit`` of visitor and
+    as-of day: the labels' keys are read first and sampled here, and only the kept rows' features are fetched.
+    They stream in batches into one float32 matrix, so a large shop's cut-offs never sit in memory twice (as Arrow
+    and as the matrix). ``source`` is the features mart or a view over it with extra columns.
     """
-    sample = _hash_unit_sql("f.visitor_id", "(f.as_of_date - date '1970-01-01')")
-    rows = f"""from {source} f
-            join {LABELS_TABLE} l using (as_of_date, visitor_id)
-            where f.as_of_date in (select unnest(?::date[])) and l.is_label_complete
-              and (l.has_purchased = 1 or {sample} < ?)"""
-    params = [dates, negative_keep_rate]
-    n = con.execute(f"select count(*) {rows}", params).fetchone()[0]
+    keys = fetch_arrow(
+        con,
+        f"""select as_of_date, visitor_id, has_purchased from {LABELS_TABLE}
+            where as_of_date in (select unnest(?::date[])) order by as_of_date, visitor_id""",
+        [dates],
+    )
+    y = keys["has_purchased"].to_numpy()
+    if negative_keep_rate < 1.0:
+        day = keys["as_of_date"].cast(pa.int32()).to_numpy()  # days since 1970-01-01
+        keep = (y == 1) | (hash_unit(keys["visitor_id"].to_numpy(), day) < negative_keep_rate)
+        keys = keys.filter(pa.array(keep))
+    con.register("labelled_keys", keys)
     cols = ", ".join(f"f.{c}" for c in features)
-    reader = con.execute(
-        f"select f.visitor_id, {cols}, l.has_purchased {rows} order by f.as_of_date, f.visitor_id",
-        params,
-    ).to_arrow_reader(batch_rows)
+    try:
+        reader = con.execute(
+            f"""select k.visitor_id, {cols}, k.has_purchased from labelled_keys k
+                join {source} f using (as_of_date, visitor_id) order by k.as_of_date, k.visitor_id"""
+        ).to_arrow_reader(batch_rows)
+        out = _fill(reader, features, keys.num_rows)
+    finally:
+        con.unregister("labelled_keys")
+    return out
+
+
+def _fill(reader: pa.RecordBatchReader, features: list[str], n: int) -> LabelledSet:
     out = LabelledSet(
         features=list(features),
         visitor_id=np.empty(n, np.int64),
@@ -103,7 +109,7 @@ def labelled(
         to_matrix(batch, features, out=out.x[start:stop])
         start = stop
     if start != n:
-        raise JobFailed(f"the labelled rows changed while being read ({start:,} read, {n:,} counted)")
+        raise JobFailed(f"{n - start:,} labelled rows have no features: the marts disagree on their population")
     return out
 
 
@@ -111,28 +117,18 @@ def negatives(con: duckdb.DuckDBPyConnection, dates: list[date]) -> int:
     """Non-buyers with complete labels at these cut-offs (sizes the training sample)."""
     return con.execute(
         f"""select count(*) from {LABELS_TABLE}
-            where as_of_date in (select unnest(?::date[])) and is_label_complete and has_purchased = 0""",
+            where as_of_date in (select unnest(?::date[])) and has_purchased = 0""",
         [dates],
     ).fetchone()[0]
 
 
 def labelled_dates(con: duckdb.DuckDBPyConnection, before: date, horizon_days: int) -> list[date]:
-    """As-of dates whose labels are complete and whose windows end by ``before`` (never peek at the future)."""
+    """As-of dates with labels whose windows end by ``before`` (never peek at the future). The mart only holds
+    labels whose window had landed entirely when they were built."""
     rows = con.execute(
-        f"""select as_of_date from {LABELS_TABLE}
-            group by 1 having bool_and(is_label_complete)
-               and as_of_date + to_days(?) <= ?::date
+        f"""select distinct as_of_date from {LABELS_TABLE}
+            where as_of_date + to_days(?) <= ?::date
             order by 1""",
         [horizon_days, before],
     ).fetchall()
     return [r[0] for r in rows]
-
-
-def batches_to_score(
-    con: duckdb.DuckDBPyConnection, as_of: date, features: list[str], batch_rows: int
-) -> Iterator[pa.RecordBatch]:
-    cols = ", ".join(features)
-    reader = con.execute(
-        f"select visitor_id, {cols} from {FEATURES_TABLE} where as_of_date = ? order by visitor_id", [as_of]
-    ).to_arrow_reader(batch_rows)
-    yield from reader

@@ -13,7 +13,7 @@ import xgboost as xgb
 from models_py.config import Settings
 from models_py.errors import JobFailed
 from models_py.modeling import calibration as calibrate
-from models_py.modeling import evaluate
+from models_py.modeling import evaluate, population
 from models_py.modeling.dataset import FEATURES_TABLE, hash_unit, labelled, labelled_dates, negatives, product_features
 
 PARAMS = {
@@ -50,6 +50,7 @@ class TrainedModel:
     training_as_of_dates: list[date]
     validation_as_of_date: date
     metrics: dict[str, float]
+    population_profile: dict[str, dict]  # the validation population, what drift is measured against
 
 
 def negative_keep_rate(negatives: int, max_negatives: int) -> float:
@@ -105,7 +106,10 @@ def fit(
     metrics = evaluate.metrics(va.y[~stop_half], p, threshold)
     metrics["training_rows"] = float(training_rows)
     metrics["negative_keep_rate"] = keep
-    return TrainedModel(booster, calibration, threshold, list(features), list(train_dates), validation_date, metrics)
+    return TrainedModel(
+        booster, calibration, threshold, list(features), list(train_dates), validation_date, metrics,
+        population.profile(va.x, list(features)),
+    )  # fmt: skip
 
 
 def train(

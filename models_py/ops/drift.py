@@ -1,5 +1,11 @@
-"""Drift monitoring: population stability index of each feature (training population vs tonight) and of the scores
-(yesterday vs tonight), stored in the warehouse; above a threshold a warning, above another a failed gate."""
+"""Drift monitoring: the population stability index (PSI) of each feature, tonight against the population the
+champion was validated on, and of the scores, tonight against the last scored day. Stored in the warehouse; above
+a threshold a warning, above another a failed gate.
+
+Each model carries the profile of its validation population (``modeling.population``, saved with the model), so a
+night needs no second read of old features: tonight's side is a fixed fifth of the visitors (visitor_id % 5 = 0)
+taken from the batches scoring reads anyway.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +18,10 @@ import numpy as np
 
 from models_py.errors import GateFailed
 from models_py.modeling.dataset import FEATURES_TABLE, to_matrix
+from models_py.modeling.population import edges_of, profile, psi, shares
 from models_py.warehouse.connection import fetch_arrow
+from models_py.warehouse.schema import FEATURE_DRIFT, SCORE_DRIFT, SCORE_HISTORY
 
-BINS = 10
-EPS = 1e-4  # an empty bin would make the PSI infinite
 SAMPLE_MODULUS = 5  # visitor_id % 5 = 0: a fifth of the visitors, the same ones every night
 
 
@@ -26,25 +32,54 @@ class Drift:
     status: str
 
 
-def psi(reference: np.ndarray, current: np.ndarray, bins: int = BINS) -> float:
-    """PSI over the reference's quantile bins, missing values as a bin of their own."""
-    ref_ok, cur_ok = ~np.isnan(reference), ~np.isnan(current)
-    edges = np.unique(np.quantile(reference[ref_ok], np.linspace(0, 1, bins + 1)[1:-1])) if ref_ok.any() else []
-
-    def shares(x: np.ndarray, ok: np.ndarray) -> np.ndarray:
-        counts = np.bincount(np.searchsorted(edges, x[ok], side="right"), minlength=len(edges) + 1)
-        counts = np.append(counts, (~ok).sum()).astype(np.float64)
-        return np.maximum(counts / max(len(x), 1), EPS)
-
-    r, c = shares(reference, ref_ok), shares(current, cur_ok)
-    return float(np.sum((c - r) * np.log(c / r)))
-
-
 def status(value: float, warn: float, fail: float) -> str:
     return "fail" if value >= fail else "warn" if value >= warn else "ok"
 
 
-def _sample(con: duckdb.DuckDBPyConnection, as_of: date, features: list[str]) -> np.ndarray:
+def feature_drift(
+    con: duckdb.DuckDBPyConnection, cfg, run_id: str, as_of: date, model, sample: np.ndarray
+) -> list[Drift]:
+    """PSI of every model feature between the model's validation population and tonight's sample."""
+    reference = model.meta.population_profile or _profile_from_mart(con, model)
+    drifts = []
+    for j, name in enumerate(model.features):
+        ref = reference[name]
+        value = psi(ref["shares"], shares(sample[:, j], ref["edges"]))
+        drifts.append(Drift(name, value, status(value, cfg.drift_warn_psi, cfg.drift_fail_psi)))
+    con.execute(f"delete from {FEATURE_DRIFT} where run_id = ?", [run_id])
+    con.executemany(
+        f"insert into {FEATURE_DRIFT} (run_id, as_of_date, reference_as_of_date, model_version, feature, psi, status) "
+        "values (?, ?, ?, ?, ?, ?, ?)",
+        [[run_id, as_of, model.meta.validation_as_of_date, model.version, d.name, d.psi, d.status] for d in drifts],
+    )
+    return drifts
+
+
+def score_drift(
+    con: duckdb.DuckDBPyConnection, run_id: str, as_of: date, scores: np.ndarray, warn: float, fail: float
+) -> Drift | None:
+    """PSI of tonight's propensities against the last scored day before tonight (None on the first night)."""
+    previous_day = con.execute(f"select max(as_of_date) from {SCORE_HISTORY} where as_of_date < ?", [as_of]).fetchone()[
+        0
+    ]
+    if previous_day is None:  # the very first night: no history yet
+        return None
+    previous = con.execute(f"select propensity from {SCORE_HISTORY} where as_of_date = ?", [previous_day]).fetchnumpy()
+    previous = previous["propensity"]
+    edges = edges_of(previous)
+    value = psi(shares(previous, edges), shares(scores, edges))
+    d = Drift("propensity", value, status(value, warn, fail))
+    con.execute(f"delete from {SCORE_DRIFT} where run_id = ?", [run_id])
+    con.execute(
+        f"insert into {SCORE_DRIFT} (run_id, as_of_date, previous_as_of_date, psi, mean_propensity, "
+        "previous_mean_propensity, status) values (?, ?, ?, ?, ?, ?, ?)",
+        [run_id, as_of, previous_day, value, float(scores.mean()), float(previous.mean()), d.status],
+    )
+    return d
+
+
+def mart_sample(con: duckdb.DuckDBPyConnection, features: list[str], as_of: date) -> np.ndarray:
+    """The drift sample (visitor_id % 5 = 0) of a date, read from the features mart."""
     table = fetch_arrow(
         con,
         f"select {', '.join(features)} from {FEATURES_TABLE} where as_of_date = ? and visitor_id % ? = 0",
@@ -53,64 +88,14 @@ def _sample(con: duckdb.DuckDBPyConnection, as_of: date, features: list[str]) ->
     return to_matrix(table, features)
 
 
-def feature_drift(
-    con: duckdb.DuckDBPyConnection,
-    run_id: str,
-    as_of: date,
-    reference: date,
-    model_version: str,
-    features: list[str],
-    warn: float,
-    fail: float,
-) -> list[Drift]:
-    """PSI of every model feature between the model's latest training cut-off and tonight."""
-    ref, cur = _sample(con, reference, features), _sample(con, as_of, features)
-    if not len(ref) or not len(cur):
-        return []  # the reference cut-off is gone from the mart: nothing to compare with
-    drifts = [Drift(f, psi(ref[:, j], cur[:, j]), "") for j, f in enumerate(features)]
-    drifts = [Drift(d.name, d.psi, status(d.psi, warn, fail)) for d in drifts]
-    con.execute("delete from ml.feature_drift where run_id = ?", [run_id])
-    con.executemany(
-        "insert into ml.feature_drift (run_id, as_of_date, reference_as_of_date, model_version, feature, psi, status) "
-        "values (?, ?, ?, ?, ?, ?, ?)",
-        [[run_id, as_of, reference, model_version, d.name, d.psi, d.status] for d in drifts],
-    )
-    return drifts
-
-
-def score_drift(
-    con: duckdb.DuckDBPyConnection,
-    run_id: str,
-    as_of: date,
-    scores: np.ndarray,
-    warn: float,
-    fail: float,
-) -> Drift | None:
-    """PSI of tonight's propensities against the last scored day before tonight (None on the first night)."""
-    row = con.execute(
-        "select max(as_of_date) from ml.visitor_propensity_score_history where as_of_date < ?", [as_of]
-    ).fetchone()
-    if not row or row[0] is None:  # the very first night: no history yet
-        return None
-    previous_day = row[0]
-    previous = con.execute(
-        "select propensity from ml.visitor_propensity_score_history where as_of_date = ?", [previous_day]
-    ).fetchnumpy()["propensity"]
-    value = psi(previous, scores)
-    d = Drift("propensity", value, status(value, warn, fail))
-    con.execute("delete from ml.score_drift where run_id = ?", [run_id])
-    con.execute(
-        "insert into ml.score_drift (run_id, as_of_date, previous_as_of_date, psi, mean_propensity, "
-        "previous_mean_propensity, status) values (?, ?, ?, ?, ?, ?, ?)",
-        [run_id, as_of, previous_day, value, float(scores.mean()), float(previous.mean()), d.status],
-    )
-    return d
+def _profile_from_mart(con: duckdb.DuckDBPyConnection, model) -> dict[str, dict]:
+    """The profile of a model saved before models carried one: its validation cut-off's rows, read from the mart."""
+    day = date.fromisoformat(model.meta.validation_as_of_date)
+    return profile(mart_sample(con, model.features, day), model.features)
 
 
 def raise_if_drifted(drifts: list[Drift], what: str, fail: float) -> list[Drift]:
     """Fail the run on drift above the failure level; return the ones above the warning level."""
-    if not drifts:
-        return []
     failed = [d for d in drifts if d.status == "fail"]
     if failed:
         worst = ", ".join(f"{d.name} PSI {d.psi:.3f}" for d in sorted(failed, key=lambda d: -d.psi)[:5])
@@ -122,22 +107,15 @@ def raise_if_drifted(drifts: list[Drift], what: str, fail: float) -> list[Drift]
 
 
 def check_feature_drift(
-    con: duckdb.DuckDBPyConnection, cfg, run_id: str, as_of: date, model, say: Callable[[str], None]
+    con: duckdb.DuckDBPyConnection, cfg, run_id: str, as_of: date, model, sample: np.ndarray, say: Callable[[str], None]
 ) -> None:
-    """Feature drift of tonight against the champion's latest training cut-off: stored, warned, or a failed gate."""
-    reference = date.fromisoformat(model.meta.training_as_of_dates[-1])
-    found = feature_drift(
-        con, run_id, as_of, reference, model.version, model.features, cfg.drift_warn_psi, cfg.drift_fail_psi
-    )
-    warned = raise_if_drifted(found, f"features as of {as_of} vs the training cut-off {reference}", cfg.drift_fail_psi)
-    if not found:
-        say(f"  no feature drift measured: the training cut-off {reference} is not in the feature mart")
-        return
+    """Feature drift of tonight against the champion's validation population: stored, warned, or a failed gate."""
+    reference = model.meta.validation_as_of_date
+    found = feature_drift(con, cfg, run_id, as_of, model, sample)
+    warned = raise_if_drifted(found, f"features as of {as_of} vs the population of {reference}", cfg.drift_fail_psi)
     worst = max(found, key=lambda d: d.psi)
-    say(
-        f"  largest feature drift: {worst.name} PSI {worst.psi:.3f}; "
-        f"{len(warned)} feature(s) above the warning level {cfg.drift_warn_psi}"
-    )
+    say(f"  largest feature drift: {worst.name} PSI {worst.psi:.3f}; "
+        f"{len(warned)} feature(s) above the warning level {cfg.drift_warn_psi}")  # fmt: skip
     for d in warned:
         say(f"  warning: feature {d.name} drifted, PSI {d.psi:.3f} (ml.feature_drift)")
 

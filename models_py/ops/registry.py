@@ -40,6 +40,7 @@ class ModelMetadata:
     metrics: dict
     artifact_sha256: str = ""
     extra: dict = field(default_factory=dict)
+    population_profile: dict = field(default_factory=dict)  # absent in models saved before drift profiles
 
 
 class LoadedModel:
@@ -75,6 +76,7 @@ def store(con: duckdb.DuckDBPyConnection, cfg: Settings, trained: TrainedModel, 
         threshold=trained.threshold,
         calibration=calibrate.to_dict(trained.calibration),
         metrics=trained.metrics,
+        population_profile=trained.population_profile,
     )
     folder = save(cfg.models_dir, trained.booster, meta)
     register(con, folder, meta)

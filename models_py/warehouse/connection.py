@@ -16,7 +16,12 @@ from models_py.warehouse import schema
 
 
 def connect(
-    path: Path, memory_limit: str, read_only: bool = False, attempts: int = 5, wait_s: float = 1.0
+    path: Path,
+    memory_limit: str,
+    read_only: bool = False,
+    attempts: int = 5,
+    wait_s: float = 1.0,
+    disabled_compression: str = "",
 ) -> duckdb.DuckDBPyConnection:
     """Open a DuckDB file; if another process holds its lock, retry a few times, then say so plainly."""
     if not read_only:
@@ -26,6 +31,8 @@ def connect(
         try:
             con = duckdb.connect(str(path), read_only=read_only, config={"memory_limit": memory_limit})
             con.execute("set enable_progress_bar = false")  # the job reports its own progress; bars garble logs
+            if disabled_compression and not read_only:
+                con.execute(f"set disabled_compression_methods = '{disabled_compression}'")
             return con
         except duckdb.IOException as exc:
             if "lock" not in str(exc).lower():
@@ -42,7 +49,9 @@ def connect(
 @contextmanager
 def session(cfg: Settings, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
     """The warehouse of these settings; a writer's session first brings the job's own tables up to date."""
-    con = connect(cfg.warehouse_path, cfg.duckdb_memory_limit, read_only=read_only)
+    con = connect(
+        cfg.warehouse_path, cfg.duckdb_memory_limit, read_only, disabled_compression=cfg.duckdb_disabled_compression
+    )
     try:
         if not read_only:
             schema.ensure(con)

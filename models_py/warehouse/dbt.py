@@ -10,20 +10,34 @@ from collections.abc import Callable
 
 from models_py.config import Settings
 from models_py.errors import JobFailed
+from models_py.warehouse import build_plan
+from models_py.warehouse.build_plan import BuildPlan
+from models_py.warehouse.connection import session
 
 
 class DbtError(JobFailed):
     """dbt failed; the message carries the lines that say why."""
 
 
-def run_dbt(
-    cfg: Settings, args: list[str], dbt_vars: dict | None = None, progress: Callable[[str], None] | None = None
-) -> None:
-    command = [os.path.join(sys.prefix, "bin", "dbt"), *args, "--vars", json.dumps({**cfg.calendar.dbt_vars(), **(dbt_vars or {})})]
+def project_vars(cfg: Settings) -> dict:
+    """The shop's settings dbt needs. They are the same every night, so dbt parses the project once; which dates a
+    build makes reaches the models through ml.build_plan instead (see build_plan.write)."""
+    return {
+        **cfg.calendar.dbt_vars(),
+        "label_horizon_days": cfg.horizon_days,
+        "cutoff_anchor": cfg.cutoff_anchor.isoformat(),
+        "cutoff_step_days": cfg.cutoff_step_days,
+        "keep_nightly_features": cfg.keep_nightly_features,
+    }
+
+
+def run_dbt(cfg: Settings, args: list[str], progress: Callable[[str], None] | None = None) -> None:
+    command = [os.path.join(sys.prefix, "bin", "dbt"), *args, "--vars", json.dumps(project_vars(cfg))]
     env = {
         **os.environ,
         "PROPENSITY_WAREHOUSE": str(cfg.warehouse_path),
         "PROPENSITY_DUCKDB_MEMORY_LIMIT": cfg.duckdb_memory_limit,
+        "PROPENSITY_DUCKDB_DISABLED_COMPRESSION": cfg.duckdb_disabled_compression,
         "DBT_PROFILES_DIR": str(cfg.profiles_dir),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         "DBT_USE_COLORS": "false",
@@ -41,3 +55,14 @@ def run_dbt(
     if proc.wait() != 0:
         problems = [ln for ln in lines if any(k in ln for k in ("Error", "FAIL", "ERROR", "Got ", "lock"))]
         raise DbtError("dbt " + " ".join(args) + " failed:\n" + "\n".join((problems or lines)[-25:]))
+
+
+def build(
+    cfg: Settings, plan: BuildPlan, progress: Callable[[str], None] | None = None, full_refresh: bool = False
+) -> None:
+    """`dbt build` of the plan's dates: the models, then dbt's tests on what they built. dbt's unit tests check the
+    SQL, not the night's data: they run with the test suite (`make test`), not every night. A full refresh rolls
+    every day up again from the raw events (after events were taken out, say)."""
+    with session(cfg) as con:
+        build_plan.write(con, cfg, plan)
+    run_dbt(cfg, ["build", "--exclude-resource-type", "unit_test", *(["--full-refresh"] if full_refresh else [])], progress)

@@ -24,7 +24,7 @@ def write_report(
 ) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     page = Page(folder)
-    data_section(page, con, calendar)
+    data_section(page, con)
     model_section(page, con)
     drift_section(page, con)
     if backtest_summary:

@@ -18,6 +18,7 @@ renamed as (
         cast(
             {{ epoch_ms_to_timestamp('timestamp - ' ~ var('day_start_hour_utc') ~ ' * 3600000') }} as date
         ) as shop_date,
+        {{ shop_day('timestamp') }} as shop_day,
         event = 'view' as is_view,
         event = 'addtocart' as is_addtocart,
         event = 'transaction' as is_transaction

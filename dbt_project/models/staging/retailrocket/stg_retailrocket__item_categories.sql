@@ -11,7 +11,7 @@ category_snapshots as (
     select
         cast(itemid as bigint) as item_id,
         cast(value as bigint) as category_id,
-        row_number() over (partition by itemid order by timestamp desc) as snapshot_rank
+        cast(timestamp as bigint) as snapshot_ms
 
     from source
     where property = 'categoryid'
@@ -22,10 +22,13 @@ final as (
 
     select
         item_id,
-        category_id
+        category_id,
+        snapshot_ms as valid_from_ms,
+        coalesce(
+            lead(snapshot_ms) over (partition by item_id order by snapshot_ms), 9223372036854775807
+        ) as valid_to_ms
 
     from category_snapshots
-    where snapshot_rank = 1
 
 )
 

@@ -1,0 +1,61 @@
+{#- The as-of dates a dbt build covers come from ml.build_plan, which the Python job writes before each dbt call
+    (one row per as-of date: its day number, its cut-off instant, and whether this build makes its features and
+    its labels). Reading them at compile time keeps the SQL free of per-night vars (so dbt never re-parses the
+    project for a new date) and lets each model filter day ranges with literals the engine can prune on. -#}
+
+{% macro cutoffs_to_build(kind) -%}
+    {#- kind: 'features' or 'labels'. A list of {as_of_date, as_of_day, cutoff_ms}, oldest first. -#}
+    {%- set plan = source('job', 'build_plan') -%}
+    {#- Nothing to build while dbt only parses, or where the job never wrote a plan (sqlfluff's in-memory target). -#}
+    {%- if not execute or load_relation(plan) is none -%}{{ return([]) }}{%- endif -%}
+    {%- set rows = run_query(
+        'select as_of_date, as_of_day, cutoff_ms from ' ~ plan ~ ' where builds_' ~ kind ~ ' order by as_of_day'
+    ) -%}
+    {%- set out = [] -%}
+    {%- for row in rows -%}
+        {%- do out.append({'as_of_date': row[0], 'as_of_day': row[1] | int, 'cutoff_ms': row[2] | int}) -%}
+    {%- endfor -%}
+    {{ return(out) }}
+{%- endmacro %}
+
+{% macro cutoff_values(cutoffs) -%}
+    {#- The cut-offs as rows (as_of_date, as_of_day, cutoff_ms); one impossible row when there are none. -#}
+    {%- for c in cutoffs %}
+    select
+        cast('{{ c.as_of_date }}' as date) as as_of_date,
+        cast({{ c.as_of_day }} as integer) as as_of_day,
+        cast({{ c.cutoff_ms }} as bigint) as cutoff_ms
+    {% if not loop.last %}union all{% endif %}
+    {%- else %}
+    select
+        cast(null as date) as as_of_date,
+        cast(null as integer) as as_of_day,
+        cast(null as bigint) as cutoff_ms
+    where 1 = 0
+    {%- endfor %}
+{%- endmacro %}
+
+{% macro latest_rolled_up_day(relation) -%}
+    {#- The newest shop day an incremental rollup already holds; none on a first build. -#}
+    {%- if not execute or not is_incremental() -%}{{ return(none) }}{%- endif -%}
+    {%- set value = run_query('select max(shop_day) from ' ~ relation).columns[0].values()[0] -%}
+    {{ return(none if value is none else value | int) }}
+{%- endmacro %}
+
+{% macro shop_day(ms_column) -%}
+    {#- The shop's day number (days since 1970-01-01 in shop time) of an instant in milliseconds. -#}
+    cast(floor(({{ ms_column }} - {{ var('day_start_hour_utc') * 3600000 }}) / 86400000.0) as integer)
+{%- endmacro %}
+
+{% macro day_start_ms(day_number) -%}
+    {{ return(day_number * 86400000 + var('day_start_hour_utc') * 3600000) }}
+{%- endmacro %}
+
+{% macro as_of_day_in(cutoffs) -%}
+    {#- A filter on a folded table's as_of_day for these cut-offs (false when there are none). -#}
+    {%- if cutoffs -%}
+        as_of_day in ({% for c in cutoffs %}{{ c.as_of_day }}{% if not loop.last %}, {% endif %}{% endfor %})
+    {%- else -%}
+        1 = 0
+    {%- endif -%}
+{%- endmacro %}
