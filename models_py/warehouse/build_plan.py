@@ -1,0 +1,113 @@
+"""Which as-of dates a dbt build covers, written into ``ml.build_plan`` for the models to read.
+
+The training spine is fixed: cut-offs on ``PROPENSITY_CUTOFF_ANCHOR`` plus whole ``PROPENSITY_CUTOFF_STEP_DAYS``
+steps, whatever the weekday of the night. A spine date's features are built once, on its own night (or by the first
+run for the past ones); its labels once its whole label window has landed. Tonight's date is built every night.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+import duckdb
+
+from models_py.config import Settings
+from models_py.errors import BadInputError
+from models_py.shop_calendar import EPOCH
+from models_py.warehouse.schema import BUILD_PLAN
+
+FEATURES_MART = "marts.fct_visitor_features"
+LABELS_MART = "marts.fct_visitor_labels"
+WARM_UP_DAYS = 30  # the longest feature window: earlier cut-offs would see truncated windows
+
+
+@dataclass
+class BuildPlan:
+    features: list[date] = field(default_factory=list)
+    labels: list[date] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.features or self.labels)
+
+
+def loaded_days(con: duckdb.DuckDBPyConnection, cfg: Settings) -> tuple[date, date]:
+    """The first and the last shop day with events in the warehouse."""
+    first_ms, last_ms = con.execute("select min(timestamp), max(timestamp) from raw.events").fetchone()
+    if last_ms is None:
+        raise BadInputError("raw.events is empty: nothing to score (land event files in data/landing/ first)")
+    return cfg.calendar.shop_day(first_ms), cfg.calendar.shop_day(last_ms)
+
+
+def latest_as_of(con: duckdb.DuckDBPyConnection, cfg: Settings) -> date:
+    """The day after the last landed shop day: tonight's scores use every complete day."""
+    return loaded_days(con, cfg)[1] + timedelta(days=1)
+
+
+def spine(cfg: Settings, first: date, last: date) -> list[date]:
+    """The spine's cut-offs in [first, last]."""
+    step = cfg.cutoff_step_days
+    day = first + timedelta(days=(cfg.cutoff_anchor - first).days % step)
+    out = []
+    while day <= last:
+        out.append(day)
+        day += timedelta(days=step)
+    return out
+
+
+def training_spine(cfg: Settings, first_day: date, as_of: date) -> list[date]:
+    """The spine dates a night needs: the training and validation cut-offs whose labels are complete by ``as_of``,
+    and the later ones whose labels are still to come (they train the next models)."""
+    dates = spine(cfg, first_day + timedelta(days=1), as_of)
+    labelled = [d for d in dates if d + timedelta(days=cfg.horizon_days) <= as_of]
+    keep_from = labelled[-(cfg.training_cutoffs + 1)] if len(labelled) > cfg.training_cutoffs else dates[:1]
+    return [d for d in dates if d >= keep_from] if dates else []
+
+
+def built(con: duckdb.DuckDBPyConnection, table: str) -> set[date]:
+    try:
+        return {r[0] for r in con.execute(f"select distinct as_of_date from {table}").fetchall()}
+    except duckdb.CatalogException:
+        return set()
+
+
+def _plan(con: duckdb.DuckDBPyConnection, cfg: Settings, wanted: list[date], tonight: date | None) -> BuildPlan:
+    """Features for the wanted dates the mart lacks (and tonight's, always), labels for those whose window is in."""
+    _, last_day = loaded_days(con, cfg)
+    features = sorted(({d for d in wanted if d not in built(con, FEATURES_MART)}) | ({tonight} if tonight else set()))
+    have_features = built(con, FEATURES_MART) | set(features)
+    labelled = built(con, LABELS_MART)
+    complete = [d for d in wanted if d + timedelta(days=cfg.horizon_days - 1) <= last_day]
+    return BuildPlan(features, [d for d in complete if d in have_features and d not in labelled])
+
+
+def plan_night(con: duckdb.DuckDBPyConnection, cfg: Settings, as_of: date) -> BuildPlan:
+    first_day, _ = loaded_days(con, cfg)
+    return _plan(con, cfg, training_spine(cfg, first_day, as_of), as_of)
+
+
+def plan_backtest(con: duckdb.DuckDBPyConnection, cfg: Settings) -> tuple[list[date], BuildPlan]:
+    """Every spine date with a full feature window, up to the latest as-of date."""
+    first_day, _ = loaded_days(con, cfg)
+    dates = spine(cfg, first_day + timedelta(days=WARM_UP_DAYS), latest_as_of(con, cfg))
+    return dates, _plan(con, cfg, dates, None)
+
+
+def write(con: duckdb.DuckDBPyConnection, cfg: Settings, plan: BuildPlan) -> None:
+    """Tell dbt which as-of dates its next build makes (the models read ml.build_plan when they compile)."""
+    rows = [
+        (d, (d - EPOCH).days, cfg.calendar.day_start_ms(d), d in plan.features, d in plan.labels)
+        for d in sorted(set(plan.features) | set(plan.labels))
+    ]
+    con.begin()
+    con.execute(f"delete from {BUILD_PLAN}")
+    if rows:
+        con.executemany(f"insert into {BUILD_PLAN} values (?, ?, ?, ?, ?)", rows)
+    con.commit()
+
+
+def describe(plan: BuildPlan) -> str:
+    def dates(ds: list[date]) -> str:
+        return ", ".join(map(str, ds)) if len(ds) <= 4 else f"{len(ds)} dates {ds[0]}..{ds[-1]}"
+
+    return f"features for {dates(plan.features) or 'no date'}; labels for {dates(plan.labels) or 'no date'}"
