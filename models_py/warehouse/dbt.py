@@ -65,4 +65,6 @@ def build(
     every day up again from the raw events (after events were taken out, say)."""
     with session(cfg) as con:
         build_plan.write(con, cfg, plan)
-    run_dbt(cfg, ["build", "--exclude-resource-type", "unit_test", *(["--full-refresh"] if full_refresh else [])], progress)
+    run_dbt(
+        cfg, ["build", "--exclude-resource-type", "unit_test", *(["--full-refresh"] if full_refresh else [])], progress
+    )

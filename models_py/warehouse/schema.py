@@ -17,7 +17,12 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
         ("itemid", "bigint not null"),
         ("transactionid", "bigint"),
     ),
-    "raw.item_properties": (("timestamp", "bigint"), ("itemid", "bigint"), ("property", "varchar"), ("value", "varchar")),
+    "raw.item_properties": (
+        ("timestamp", "bigint"),
+        ("itemid", "bigint"),
+        ("property", "varchar"),
+        ("value", "varchar"),
+    ),
     "raw.category_tree": (("categoryid", "bigint"), ("parentid", "bigint")),
     "raw.load_log": (
         ("file_name", "varchar not null"),

@@ -30,7 +30,8 @@ from models_py.warehouse.schema import SCORE_HISTORY
 LAYOUT_VERSION = 1
 SCORES, HISTORY = "visitor_propensity_scores", "visitor_propensity_score_history"
 COLUMNS = (
-    "visitor_id, as_of_date, propensity, decile, segment, reason_1, reason_2, reason_3, model_version, run_id, scored_at"
+    "visitor_id, as_of_date, propensity, decile, segment, "
+    "reason_1, reason_2, reason_3, model_version, run_id, scored_at"
 )
 
 
@@ -146,7 +147,8 @@ def ensure_database(files: ServingFiles, run_id: str) -> None:
         try:
             with duckdb.connect(str(files.database), read_only=True) as con:
                 if con.execute("select version, folder from serving_layout").fetchone() == (
-                    LAYOUT_VERSION, str(files.folder)
+                    LAYOUT_VERSION,
+                    str(files.folder),
                 ):
                     return
         except duckdb.Error:
