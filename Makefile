@@ -37,5 +37,7 @@ docs: setup
 bench: setup
 	$(BIN)/python -m jobs.bench
 
-clean:
-	rm -rf warehouse artifacts reports dbt_project/target dbt_project/logs
+clean:  # run-time files only: the reports kept in git stay
+	rm -rf warehouse artifacts dbt_project/target dbt_project/logs
+	[ ! -d reports ] || find reports -mindepth 1 -maxdepth 1 -not -name bench.json \
+		-not -name backtest_scale1.json -not -name ceiling_scale1.json -exec rm -rf {} +

@@ -11,7 +11,7 @@ import typer
 from jobs.commands import analysis, data, models, pipeline
 from jobs.commands.common import say
 from models_py.config import settings
-from models_py.errors import EXIT_FAILED, EXIT_OK, PropensityError
+from models_py.errors import EXIT_FAILED, EXIT_OK, PropensityError, explain_environment_failure
 from models_py.ops.alert import run_failure_hook
 
 app = typer.Typer(
@@ -44,7 +44,10 @@ def main(argv: list[str] | None = None) -> int:
         return _failed(str(exc), exc.exit_code)
     except (KeyboardInterrupt, click.exceptions.Abort):
         return _failed("interrupted", EXIT_FAILED)
-    except Exception as exc:  # noqa: BLE001 - a bug: say so, keep the traceback for the report
+    except Exception as exc:  # noqa: BLE001 - a bug, unless the machine ran out of disk or memory
+        plain = explain_environment_failure(exc)
+        if plain is not None:
+            return _failed(str(plain), plain.exit_code)
         traceback.print_exc()
         return _failed(f"unexpected error (a bug, please report it with the traceback above): {exc!r}", EXIT_FAILED)
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from models_py.config import Settings
-from models_py.data import ingest
-from models_py.errors import BadInputError, JobFailed
+from models_py.data import ingest, landing
+from models_py.errors import JobFailed
 from models_py.modeling import score, train
 from models_py.ops import drift, gates, promotion, registry, report, run_log
 from models_py.ops.run_log import RunSummary, stage
@@ -45,9 +45,8 @@ def run_nightly(
             return summary
         _build(cfg, summary, plan, say)
         with session(cfg) as con:
-            if plan.retrain:
-                _train_and_promote(con, cfg, summary, say)
-            _score_and_publish(con, cfg, summary, say)
+            winner = _train_challenger(con, cfg, summary, say) if plan.retrain else None
+            _score_and_publish(con, cfg, summary, say, winner)
             with stage(summary, "report", say):
                 summary.report = _refresh_report(con, cfg, summary.run_id, say)
             run_log.record(con, summary, "succeeded")
@@ -59,31 +58,30 @@ def run_nightly(
 
 def _ingest_and_plan(cfg: Settings, summary: RunSummary, as_of: date | None, files, say, force: bool) -> NightPlan:
     """Load tonight's files, fix the as-of date and decide what the night builds."""
-    with stage(summary, "ingest", say), session(cfg) as con:
-        run_log.record(con, summary, "running")  # stays "running" if the process is killed
+    with stage(summary, "ingest", say), session(cfg, create=True) as con:
+        if closed := run_log.close_abandoned(con, summary.run_id):
+            say(f"  {closed} earlier run(s) had ended without recording it (killed?): marked failed in ml.run_log")
+        run_log.record(con, summary, "running")  # stays "running" if the process is killed, until the next run
 
         def gate(parsed: list) -> None:
             gates.check_landing_files(con, summary.run_id, cfg.calendar, parsed)
+            gates.check_day_volumes(con, cfg, summary.run_id, parsed)
 
-        result = ingest.ingest(
-            con, files or ingest.landing_files(cfg.landing_dir), summary.run_id, cfg.calendar, cfg.landing_dir, gate
-        )
+        tonight = files or landing.ready_files(cfg.landing_dir, say)
+        result = ingest.ingest(con, tonight, summary.run_id, cfg.calendar, cfg.landing_dir, gate, cfg.max_gap_days)
         summary.rows_ingested, summary.files_loaded = result.rows_loaded, len(result.files_loaded)
         say(
             f"  {len(result.files_loaded)} new file(s), {result.rows_loaded:,} rows loaded, "
             f"{result.duplicates_dropped:,} duplicates dropped, {len(result.files_skipped)} already loaded"
         )
-        latest = build_plan.latest_as_of(con, cfg)
-        summary.as_of = as_of or latest
-        if summary.as_of > latest:
-            raise BadInputError(
-                f"as-of date {summary.as_of} is after the last landed shop day + 1 ({latest}): "
-                "its features would miss events that have not arrived yet"
-            )
+        summary.as_of = as_of or build_plan.latest_as_of(con, cfg)
+        build_plan.check_servable(con, cfg, summary.as_of)
         return NightPlan(
             build=build_plan.plan_night(con, cfg, summary.as_of),
             retrain=registry.retrain_due(con, summary.as_of, cfg),
-            published_by=None if force or result.rows_loaded else publish.already_published(con, cfg, summary.as_of),
+            published_by=None
+            if force or result.rows_loaded or summary.as_of not in build_plan.built(con, build_plan.FEATURES_MART)
+            else publish.already_published(con, cfg, summary.as_of),
         )
 
 
@@ -93,7 +91,8 @@ def _build(cfg: Settings, summary: RunSummary, plan: NightPlan, say: Callable[[s
         dbt.build(cfg, plan.build, say)
 
 
-def _train_and_promote(con, cfg: Settings, summary: RunSummary, say: Callable[[str], None]) -> None:
+def _train_challenger(con, cfg: Settings, summary: RunSummary, say: Callable[[str], None]) -> str | None:
+    """Train and register tonight's model; the version to promote if it wins (promoted after the gates pass)."""
     with stage(summary, "train", say):
         trained = train.train(con, summary.as_of, cfg, progress=say)
         meta = registry.store(con, cfg, trained, summary.as_of)
@@ -104,11 +103,13 @@ def _train_and_promote(con, cfg: Settings, summary: RunSummary, say: Callable[[s
             f"PR AUC {m['pr_auc']:.4f}, ECE {m['ece']:.5f}"
         )
     with stage(summary, "promote", say):
-        summary.promoted = promotion.promote_if_better(con, meta, cfg, say)
+        return meta.version if promotion.challenger_wins(con, meta, cfg, say) else None
 
 
-def _score_and_publish(con, cfg: Settings, summary: RunSummary, say: Callable[[str], None]) -> None:
-    model = registry.load_champion(con)
+def _score_and_publish(con, cfg: Settings, summary: RunSummary, say: Callable[[str], None], winner: str | None):
+    """Score with tonight's winner (if a retrained model won) or the champion; the winner becomes champion only once
+    every gate has passed, so a night that fails a gate leaves the champion as it was."""
+    model = registry.load_version(con, winner) if winner else registry.load_champion(con)
     if model is None:
         raise JobFailed("no champion model to score with (training has not produced one yet)")
     summary.model_version = model.version
@@ -123,6 +124,10 @@ def _score_and_publish(con, cfg: Settings, summary: RunSummary, say: Callable[[s
     with stage(summary, "validate scores", say):
         gates.check_scores(con, cfg, summary.run_id, summary.as_of, scored.scores, eligible, previous)
         drift.check_score_drift(con, cfg, summary.run_id, summary.as_of, scored.scores["propensity"].to_numpy(), say)
+    if winner:
+        registry.set_champion(con, winner)
+        summary.promoted = True
+        say(f"  {winner} promoted to champion (tonight's gates passed)")
     with stage(summary, "publish", say):
         publish.write_history(con, scored.scores, summary.as_of)
         serving.publish(con, cfg, summary.as_of, publish.latest_scored_date(con), summary.run_id)

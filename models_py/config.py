@@ -41,12 +41,15 @@ class Settings:
     training_cutoffs: int
     cutoff_step_days: int
     cutoff_anchor: date
+    max_gap_days: int
+    day_volume_min_ratio: float
     retrain_every_days: int
     promotion_margin: float
     row_count_tolerance: float
     score_mean_ratio_limit: float
     drift_warn_psi: float
     drift_fail_psi: float
+    max_visitor_cutoffs_per_build: int
     max_training_negatives: int
     score_batch_rows: int
     threads: int

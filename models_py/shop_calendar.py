@@ -27,6 +27,11 @@ class ShopCalendar:
         """The shop day an event at ``timestamp_ms`` belongs to."""
         return EPOCH + timedelta(days=(timestamp_ms - self.day_start_hour_utc * HOUR_MS) // DAY_MS)
 
+    def day_start_ms_array(self, timestamps_ms):
+        """``day_start_ms(shop_day(t))`` for a numpy array of timestamps, column-wise."""
+        offset = self.day_start_hour_utc * HOUR_MS
+        return (timestamps_ms - offset) // DAY_MS * DAY_MS + offset
+
     def dbt_vars(self) -> dict[str, int]:
         return {"day_start_hour_utc": self.day_start_hour_utc}
 

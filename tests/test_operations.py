@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import errno
 from dataclasses import replace
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import duckdb
@@ -16,7 +16,7 @@ from models_py.modeling import train
 from models_py.ops import promotion, registry
 from models_py.warehouse import publish
 from models_py.warehouse.connection import session
-from tests.helpers import cli, served_sha, sha
+from tests.helpers import cli, land_next_day, served_sha, sha
 
 KILL_POINTS = (
     "ingest:commit", "dbt build", "train", "promote", "validate features", "drift", "score", "validate scores",
@@ -34,31 +34,13 @@ def _cli(env: dict[str, str], *args: str, extra: dict | None = None):
     return cli(*args, env={**env, **(extra or {})})
 
 
-def _land_next_day(env: dict[str, str]) -> date:
-    """Tonight's file: a few well-formed events of known visitors on the day after the last landed one."""
-    with duckdb.connect(env["PROPENSITY_WAREHOUSE"], read_only=True) as con:
-        visitors = [
-            r[0] for r in con.execute("select distinct visitorid from raw.events order by 1 limit 40").fetchall()
-        ]
-        last_ms = con.execute("select max(timestamp) from raw.events").fetchone()[0]
-    day = date(1970, 1, 1) + timedelta(milliseconds=last_ms - 3 * 3_600_000)
-    day += timedelta(days=1)
-    start = settings().calendar.day_start_ms(day)
-    lines = [f"{start + 60_000 * i},{v},view,{1000 + i}," for i, v in enumerate(visitors)]
-    lines.append(f"{start + 3_600_000},{visitors[0]},transaction,1000,424242")
-    (Path(env["PROPENSITY_DATA_DIR"]) / "landing" / f"events_{day}.csv").write_text(
-        HEADER + "\n" + "\n".join(lines) + "\n"
-    )
-    return day + timedelta(days=1)
-
-
 def test_killed_at_every_stage_the_rerun_completes_without_partial_publish_or_duplicates(world) -> None:
     from models_py.warehouse.serving import ServingFiles
 
     serving = Path(world["PROPENSITY_SERVING"])
     current = ServingFiles(serving).current
     served = sha(current)
-    tonight = _land_next_day(world)
+    tonight = land_next_day(world)
     reader = duckdb.connect(str(serving), read_only=True)  # held open by "marketing" through every run below
     before = reader.execute("select count(*), max(as_of_date) from visitor_propensity_scores").fetchone()
     retrain_nightly = {"PROPENSITY_RETRAIN_EVERY_DAYS": "0"}  # so that train and promote run on every attempt
@@ -87,10 +69,13 @@ def test_killed_at_every_stage_the_rerun_completes_without_partial_publish_or_du
         duplicated_events = con.execute(
             "select count(*) - count(distinct (timestamp, visitorid, event, itemid, transactionid)) from raw.events"
         ).fetchone()[0]
-        killed = con.execute("select count(*) from ml.run_log where status = 'running'").fetchone()[0]
+        killed = con.execute(
+            "select count(*) from ml.run_log where status = 'failed' and error like 'ended without recording%'"
+        ).fetchone()[0]
+        running = con.execute("select count(*) from ml.run_log where status = 'running'").fetchone()[0]
     assert history[0] == history[1]
     assert loads == 1 and duplicated_events == 0
-    assert killed == len(KILL_POINTS)  # every killed run stays visible in the run log
+    assert killed == len(KILL_POINTS) and running == 0  # every killed run stays visible, closed by the next run
     with duckdb.connect(str(serving), read_only=True) as con:
         assert con.execute(
             "select count(*), count(distinct visitor_id), min(as_of_date), max(as_of_date) "
@@ -220,7 +205,7 @@ def test_backfill_runs_days_in_order_and_serving_keeps_the_latest_day(world) -> 
 
 
 def test_landing_files_that_point_outside_the_landing_folder_are_refused(tmp_path: Path) -> None:
-    from models_py.data.ingest import IngestError, landing_files
+    from models_py.data.landing import IngestError, ready_files
 
     landing = tmp_path / "landing"
     landing.mkdir()
@@ -228,7 +213,7 @@ def test_landing_files_that_point_outside_the_landing_folder_are_refused(tmp_pat
     outside.write_text(HEADER + "\n")
     (landing / "events_2015-09-18.csv").symlink_to(outside)
     with pytest.raises(IngestError, match="points outside the landing folder"):
-        landing_files(landing)
+        ready_files(landing)
 
 
 def test_no_pickle_anywhere_in_the_code() -> None:

@@ -6,13 +6,14 @@ import json
 
 import typer
 
-from jobs.commands.common import AS_OF_HELP, parse_date, say
+from jobs.commands.common import AS_OF_HELP, one_job_at_a_time, parse_date, say
 from models_py.config import settings
 
 app = typer.Typer()
 
 
 @app.command()
+@one_job_at_a_time
 def backtest(
     last: int = typer.Option(None, help="Only the latest N test cut-offs (default: every one the data allows)."),
     as_json: bool = typer.Option(False, "--json", help="Print the machine-readable summary on standard output."),
@@ -43,6 +44,7 @@ def backtest_table(summary: dict) -> str:
 
 
 @app.command()
+@one_job_at_a_time
 def ceiling(
     as_of: str = typer.Option(None, help=AS_OF_HELP + " of the test cut-off (default: the latest testable one)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on standard output."),

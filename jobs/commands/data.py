@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from jobs.commands.common import parse_date, say
+from jobs.commands.common import one_job_at_a_time, parse_date, say
 from models_py.config import settings
 from models_py.errors import JobFailed
 
@@ -51,22 +51,40 @@ def verify_events(path: Path = typer.Argument(..., help="An events.csv (real or 
 
 
 @app.command()
+@one_job_at_a_time
 def ingest(
     files: list[Path] = typer.Argument(None, help="Event files (default: every events*.csv in data/landing/)."),
 ) -> None:
     """Load new landing files into raw.events (each file once; a bad file loads nothing)."""
     from models_py.data import ingest as ingest_mod
+    from models_py.data import landing
     from models_py.ops.run_log import new_run_id
     from models_py.warehouse.connection import session
 
     cfg = settings()
-    with session(cfg) as con:
-        r = ingest_mod.ingest(
-            con, files or ingest_mod.landing_files(cfg.landing_dir), new_run_id(), cfg.calendar, cfg.landing_dir
-        )
+    with session(cfg, create=True) as con:
+        tonight = files or landing.ready_files(cfg.landing_dir, say)
+        r = ingest_mod.ingest(con, tonight, new_run_id(), cfg.calendar, cfg.landing_dir, None, cfg.max_gap_days)
     typer.echo(
         f"{len(r.files_loaded)} file(s) loaded, {r.rows_loaded:,} rows, {r.duplicates_dropped:,} duplicates dropped, "
         f"{len(r.files_skipped)} already loaded"
+    )
+
+
+@app.command()
+@one_job_at_a_time
+def unload(file_name: str = typer.Argument(..., help="The name of a loaded events file, as in raw.load_log.")) -> None:
+    """Take a loaded events file back out (with every later load), so a corrected file can be landed."""
+    from models_py.ops.unload import unload as take_out
+    from models_py.warehouse.connection import session
+
+    with session(settings()) as con:
+        done = take_out(con, settings(), Path(file_name).name)
+    typer.echo(
+        f"unloaded {', '.join(done.files)}: {done.events:,} events from shop day {done.first_day} on; "
+        f"{done.scored_days} scored day(s) and {len(done.models_withdrawn)} model(s) built on them withdrawn; "
+        f"champion now {done.champion or 'none (the next night trains one)'}. The next night rebuilds the dbt "
+        "models derived from the events. Land the corrected file(s), then run `propensity nightly`."
     )
 
 

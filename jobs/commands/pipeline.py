@@ -6,7 +6,7 @@ import time
 
 import typer
 
-from jobs.commands.common import AS_OF_HELP, parse_date, say
+from jobs.commands.common import AS_OF_HELP, one_job_at_a_time, parse_date, say
 from models_py.config import settings
 from models_py.errors import JobFailed
 
@@ -14,6 +14,7 @@ app = typer.Typer()
 
 
 @app.command()
+@one_job_at_a_time
 def build(as_of: str = typer.Option(None, help=AS_OF_HELP + " (default: the day after the last landed day).")) -> None:
     """dbt build: the day rollups, tonight's features and the spine's features and labels, and dbt's tests on them."""
     from models_py.warehouse import build_plan, dbt
@@ -22,12 +23,14 @@ def build(as_of: str = typer.Option(None, help=AS_OF_HELP + " (default: the day 
     cfg = settings()
     with session(cfg) as con:
         day = parse_date(as_of) or build_plan.latest_as_of(con, cfg)
+        build_plan.check_servable(con, cfg, day)
         plan = build_plan.plan_night(con, cfg, day)
     say(f"as-of date {day}: {build_plan.describe(plan)}")
     dbt.build(cfg, plan, progress=say)
 
 
 @app.command()
+@one_job_at_a_time
 def train(
     as_of: str = typer.Option(None, help=AS_OF_HELP + " (default: latest); labels complete before it train."),
     promote: bool = typer.Option(True, help="Promote the new model if it beats the champion."),
@@ -48,6 +51,7 @@ def train(
 
 
 @app.command()
+@one_job_at_a_time
 def score(as_of: str = typer.Option(None, help=AS_OF_HELP + " (default: latest).")) -> None:
     """Score every visitor with the champion and write the day into the warehouse's score history."""
     from models_py.modeling import score as score_mod
@@ -59,6 +63,7 @@ def score(as_of: str = typer.Option(None, help=AS_OF_HELP + " (default: latest).
     cfg = settings()
     with session(cfg) as con:
         day = parse_date(as_of) or build_plan.latest_as_of(con, cfg)
+        build_plan.check_servable(con, cfg, day)
         model = registry.load_champion(con)
         if model is None:
             raise JobFailed("no champion model: run `propensity train` first")
@@ -68,6 +73,7 @@ def score(as_of: str = typer.Option(None, help=AS_OF_HELP + " (default: latest).
 
 
 @app.command()
+@one_job_at_a_time
 def publish(as_of: str = typer.Option(None, help=AS_OF_HELP + " (default: the latest scored day).")) -> None:
     """Publish a scored day to what marketing reads (warehouse/serving.duckdb and the Parquet files beside it)."""
     from models_py.ops.run_log import new_run_id
@@ -79,11 +85,13 @@ def publish(as_of: str = typer.Option(None, help=AS_OF_HELP + " (default: the la
     with session(cfg) as con:
         latest = publish_mod.latest_scored_date(con)
         day = parse_date(as_of) or latest
+        publish_mod.check_scored(con, day)
         path = serving.publish(con, cfg, day, latest, new_run_id())
     typer.echo(f"published scores as of {day} to {path}")
 
 
 @app.command()
+@one_job_at_a_time
 def nightly(
     as_of: str = typer.Option(None, help=AS_OF_HELP + " (default: the day after the last landed day)."),
     simulate_if_empty: bool = typer.Option(False, help="With no events anywhere, simulate the scale-1 shop first."),
@@ -91,12 +99,12 @@ def nightly(
 ) -> None:
     """The whole nightly job: ingest, dbt build, train on schedule, score, publish."""
     from jobs.nightly import run_nightly
-    from models_py.data import ingest as ingest_mod
     from models_py.world.simulate import simulate as run_simulation
 
     cfg = settings()
     started = time.perf_counter()
-    if simulate_if_empty and not ingest_mod.landing_files(cfg.landing_dir) and not cfg.warehouse_path.exists():
+    no_events = not cfg.landing_dir.is_dir() or not any(cfg.landing_dir.glob("events*.csv"))
+    if simulate_if_empty and no_events and not cfg.warehouse_path.exists():
         say("no events yet: simulating the scale-1 shop into data/landing/ first")
         run_simulation(cfg.landing_dir, cfg.truth_dir, scale=1.0, seed=42, progress=say)
     s = run_nightly(cfg, as_of=parse_date(as_of), say=say, force=force)
@@ -115,6 +123,7 @@ def nightly(
 
 
 @app.command()
+@one_job_at_a_time
 def backfill(
     from_day: str = typer.Option(..., "--from", help="First as-of date, YYYY-MM-DD."),
     to_day: str = typer.Option(
@@ -129,6 +138,7 @@ def backfill(
 
 
 @app.command()
+@one_job_at_a_time
 def validate(as_of: str = typer.Option(None, help=AS_OF_HELP + " (default: the latest scored day).")) -> None:
     """Run the feature, drift and score gates on a day already built and scored (a dry run of tonight's checks)."""
     from models_py.ops import drift, gates, registry

@@ -65,8 +65,9 @@ def _check_bytes(path: Path) -> None:
     if size == 0:
         raise EventsFileError(path, "the file is empty (expected the header line: " + HEADER + ")", line=1)
     with open(path, "rb") as fh:
-        head = fh.read(3)
-        if head == b"\xef\xbb\xbf":
+        head = fh.read(1 << 16)
+        refuse_binary(path, head)
+        if head[:3] == b"\xef\xbb\xbf":
             raise EventsFileError(
                 path, "the file starts with a UTF-8 byte-order mark (BOM); save it as UTF-8 without BOM", line=1
             )
@@ -82,6 +83,24 @@ def _check_bytes(path: Path) -> None:
                     line=line_no,
                 )
             line_no += chunk.count(b"\n")
+
+
+COMPRESSED = {b"\x1f\x8b": "gzip", b"PK\x03\x04": "zip", b"BZh": "bzip2", b"\xfd7zXZ": "xz", b"(\xb5/\xfd": "zstd"}
+
+
+def refuse_binary(path: Path, head: bytes) -> None:
+    """A compressed or binary file is named as such (before any line-ending check would misdescribe it)."""
+    for magic, kind in COMPRESSED.items():
+        if head.startswith(magic):
+            raise EventsFileError(path, f"the file is {kind}-compressed: uncompress it and land the .csv", line=1)
+    if b"\x00" in head:
+        raise EventsFileError(path, "the file is binary (it holds NUL bytes), not a CSV text file", line=1)
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 4:  # not just a character cut at the end of the sample
+            line = head.count(b"\n", 0, exc.start) + 1
+            raise EventsFileError(path, "the file is not UTF-8 text (binary or another encoding)", line=line) from None
 
 
 def _first_bad(mask: pa.ChunkedArray | pa.Array) -> int | None:

@@ -13,8 +13,9 @@ import pyarrow.csv as pacsv
 
 from models_py import faults
 from models_py.data import events_file
-from models_py.errors import BadInputError
+from models_py.data.landing import IngestError, check_complete
 from models_py.shop_calendar import DAY_MS, ShopCalendar, utc_now_naive
+from models_py.transaction import transaction
 
 CATALOGUE_FILES = {
     "category_tree.csv": ("raw.category_tree", {"categoryid": pa.int64(), "parentid": pa.int64()}),
@@ -23,10 +24,6 @@ CATALOGUE_FILES = {
         {"timestamp": pa.int64(), "itemid": pa.int64(), "property": pa.string(), "value": pa.string()},
     ),
 }
-
-
-class IngestError(BadInputError):
-    """A landing file that cannot be loaded; nothing of the run's files was loaded."""
 
 
 @dataclass
@@ -38,18 +35,6 @@ class IngestResult:
     duplicates_dropped: int = 0
 
 
-def landing_files(landing: Path) -> list[Path]:
-    """Event files waiting in the landing folder, oldest day first (a real events.csv sorts with them)."""
-    files = sorted(p for p in landing.glob("events*.csv") if p.is_file())
-    root = landing.resolve()
-    for p in files:
-        # Only files that really live in the landing folder are picked up by default; anything else is
-        # loaded only when named explicitly on the command line.
-        if not p.resolve().is_relative_to(root):
-            raise IngestError(f"{p} points outside the landing folder ({p.resolve()}): name it explicitly to load it")
-    return files
-
-
 def ingest(
     con: duckdb.DuckDBPyConnection,
     files: list[Path],
@@ -57,20 +42,24 @@ def ingest(
     calendar: ShopCalendar,
     landing: Path | None = None,
     gate: Callable[[list[tuple[Path, pa.Table]]], None] | None = None,
+    max_gap_days: int = 14,
 ) -> IngestResult:
-    """Validate every new file first (parser, then ``gate``), then load them all in one transaction."""
+    """Validate every new file first (complete, parser, dates, then ``gate``), then load them all in one
+    transaction."""
     result = IngestResult()
+    for path in files:
+        check_complete(path)
     pending = _new_files(con, files, result)
     parsed = [(path, digest, events_file.read_events(path)) for path, digest in pending]
     refuse_loaded_days(con, parsed, calendar)
+    refuse_gaps(con, parsed, calendar, max_gap_days)
     if gate and parsed:
         gate([(path, table) for path, _, table in parsed])
     catalogue = _changed_catalogue(con, landing) if landing else []
     if not parsed and not catalogue:
         return result
     loaded_at = utc_now_naive()
-    con.begin()
-    try:
+    with transaction(con):
         if parsed:
             _load_events(con, parsed, run_id, loaded_at, result)
         for path, digest, target, table in catalogue:
@@ -84,10 +73,6 @@ def ingest(
             )
             result.files_loaded.append(path.name)
         faults.point("ingest:commit")
-        con.commit()
-    except BaseException:
-        con.rollback()
-        raise
     return result
 
 
@@ -103,7 +88,7 @@ def _new_files(con: duckdb.DuckDBPyConnection, files: list[Path], result: Ingest
                 raise IngestError(
                     f"{path}: a file of this name was already loaded with different content "
                     f"(sha256 {known[path.name][:12]}..., now {digest[:12]}...); refusing to mix them. "
-                    "Rename the corrected file, or remove the old load explicitly."
+                    "To replace a loaded file, take it out first with `propensity unload FILE`."
                 )
             result.files_skipped.append(path.name)
         elif digest in known_digests or digest in {d for _, d in pending}:
@@ -130,6 +115,35 @@ def refuse_loaded_days(con: duckdb.DuckDBPyConnection, parsed: list[tuple[Path, 
                 f"day up to {last_day} and a loaded day is final ({early.size:,} such rows). Land only new days; to "
                 "correct a loaded day, take its file out with `propensity unload FILE` and land the corrected one"
             )
+
+
+def refuse_gaps(
+    con: duckdb.DuckDBPyConnection, parsed: list[tuple[Path, str, pa.Table]], calendar, max_gap_days: int
+) -> None:
+    """Shop days arrive in order, so a day more than PROPENSITY_MAX_GAP_DAYS after the one before it is a wrong
+    date (a test row, a clock error), whatever the file is called; loaded, it would move the as-of date there and
+    block every later night."""
+    last_ms = con.execute("select max(timestamp) from raw.events").fetchone()[0]
+    rows = [(int(ms), path, line) for path, _, t in parsed
+            for line, ms in _day_starts(t["timestamp"].to_numpy(), calendar)]  # fmt: skip
+    rows.sort()
+    previous = None if last_ms is None else calendar.day_start_ms(calendar.shop_day(last_ms))
+    for ms, path, line in rows:
+        if previous is not None and ms - previous > max_gap_days * DAY_MS:
+            raise IngestError(
+                f"{path}, line {line}: an event of shop day {calendar.shop_day(ms)}, "
+                f"{(ms - previous) // DAY_MS} days after the day before it ({calendar.shop_day(previous)}); days "
+                f"arrive in order, so this date is wrong (gaps over PROPENSITY_MAX_GAP_DAYS={max_gap_days} are "
+                "refused). Fix or remove the row; if the shop really was closed that long, raise the setting"
+            )
+        previous = ms
+
+
+def _day_starts(ts: np.ndarray, calendar) -> list[tuple[int, int]]:
+    """(line number, day start ms) of the first row of each distinct shop day in a file."""
+    starts = calendar.day_start_ms_array(ts)
+    days, first = np.unique(starts, return_index=True)
+    return [(int(i) + 2, int(d)) for d, i in zip(days, first, strict=True)]
 
 
 def _load_events(con, parsed: list[tuple[Path, str, pa.Table]], run_id: str, loaded_at, result: IngestResult) -> None:

@@ -14,7 +14,15 @@ from models_py.config import Settings
 from models_py.errors import JobFailed
 from models_py.modeling import calibration as calibrate
 from models_py.modeling import evaluate, population
-from models_py.modeling.dataset import FEATURES_TABLE, hash_unit, labelled, labelled_dates, negatives, product_features
+from models_py.modeling.dataset import (
+    FEATURES_TABLE,
+    SEED_FEATURES,
+    hash_unit,
+    labelled,
+    labelled_dates,
+    negatives,
+    product_features,
+)
 
 PARAMS = {
     # Log loss on every buyer and a sample of non-buyers weighted back to their share: the expected loss is the
@@ -40,6 +48,17 @@ class TrainingError(JobFailed):
 
 
 @dataclass
+class Companion:
+    """The same training on the original project's 14 features only: what on-demand scoring of the original API's
+    payload uses (a model that never saw its other features missing would score such a payload badly)."""
+
+    booster: xgb.Booster
+    calibration: calibrate.Calibration
+    features: list[str]
+    metrics: dict[str, float]
+
+
+@dataclass
 class TrainedModel:
     """A fitted, calibrated model with the cut-offs it learned from and its validation numbers."""
 
@@ -51,6 +70,7 @@ class TrainedModel:
     validation_as_of_date: date
     metrics: dict[str, float]
     population_profile: dict[str, dict]  # the validation population, what drift is measured against
+    companion: Companion | None = None
 
 
 def negative_keep_rate(negatives: int, max_negatives: int) -> float:
@@ -75,18 +95,44 @@ def fit(
     features: list[str],
     cfg: Settings,
     source: str = FEATURES_TABLE,
+    companion_features: list[str] | None = None,
 ) -> TrainedModel:
     keep = negative_keep_rate(negatives(con, train_dates), cfg.max_training_negatives)
     tr = labelled(con, train_dates, features, negative_keep_rate=keep, source=source)
     weight = np.where(tr.y == 1, 1.0, 1.0 / keep).astype(np.float32)
+    columns = [features.index(f) for f in companion_features or []]
     dtrain = xgb.DMatrix(tr.x, label=tr.y, weight=weight, feature_names=features, nthread=cfg.threads)
+    dtrain_companion = (
+        xgb.DMatrix(tr.x[:, columns], label=tr.y, weight=weight, feature_names=companion_features, nthread=cfg.threads)
+        if columns else None
+    )  # fmt: skip
     training_rows = tr.y.size
     del tr  # the DMatrix holds its own copy; a large shop needs the memory for the validation rows
     # Validation visitors are split in two: one half stops the boosting, the other fits the calibration and picks
     # the threshold. The validation metrics below are measured on that second half too.
     va = labelled(con, [validation_date], features, source=source)
     stop_half = hash_unit(va.visitor_id, 17) < 0.5
-    dstop = xgb.DMatrix(va.x[stop_half], label=va.y[stop_half], feature_names=features, nthread=cfg.threads)
+    booster, calibration, p = _boost_and_calibrate(dtrain, va.x, va.y, stop_half, features, cfg, validation_date)
+    threshold = evaluate.best_f1_threshold(va.y[~stop_half], p)
+    metrics = evaluate.metrics(va.y[~stop_half], p, threshold)
+    metrics["training_rows"] = float(training_rows)
+    metrics["negative_keep_rate"] = keep
+    companion = None
+    if dtrain_companion is not None:
+        c_booster, c_calibration, c_p = _boost_and_calibrate(
+            dtrain_companion, va.x[:, columns], va.y, stop_half, list(companion_features), cfg, validation_date
+        )
+        c_metrics = evaluate.metrics(va.y[~stop_half], c_p, threshold)
+        companion = Companion(c_booster, c_calibration, list(companion_features), c_metrics)
+    return TrainedModel(
+        booster, calibration, threshold, list(features), list(train_dates), validation_date, metrics,
+        population.profile(va.x, list(features)), companion,
+    )  # fmt: skip
+
+
+def _boost_and_calibrate(dtrain, va_x, va_y, stop_half, features: list[str], cfg: Settings, validation_date: date):
+    """Boost with early stopping on one half of the validation rows; calibrate on the other half."""
+    dstop = xgb.DMatrix(va_x[stop_half], label=va_y[stop_half], feature_names=features, nthread=cfg.threads)
     booster = xgb.train(
         {**PARAMS, "nthread": cfg.threads},
         dtrain,
@@ -96,20 +142,12 @@ def fit(
         verbose_eval=False,
     )
     booster = booster[: booster.best_iteration + 1]
-    raw = booster.predict(xgb.DMatrix(va.x[~stop_half], feature_names=features, nthread=cfg.threads))
+    raw = booster.predict(xgb.DMatrix(va_x[~stop_half], feature_names=features, nthread=cfg.threads))
     try:
-        calibration = calibrate.LogOddsCalibration.fit(raw, va.y[~stop_half])
+        calibration = calibrate.LogOddsCalibration.fit(raw, va_y[~stop_half])
     except ValueError as exc:
         raise TrainingError(f"cannot calibrate on the validation cut-off {validation_date}: {exc}") from exc
-    p = calibration.apply(raw)
-    threshold = evaluate.best_f1_threshold(va.y[~stop_half], p)
-    metrics = evaluate.metrics(va.y[~stop_half], p, threshold)
-    metrics["training_rows"] = float(training_rows)
-    metrics["negative_keep_rate"] = keep
-    return TrainedModel(
-        booster, calibration, threshold, list(features), list(train_dates), validation_date, metrics,
-        population.profile(va.x, list(features)),
-    )  # fmt: skip
+    return booster, calibration, calibration.apply(raw)
 
 
 def train(
@@ -123,4 +161,4 @@ def train(
             f"training on {len(train_dates)} cut-offs {train_dates[0]}..{train_dates[-1]}, "
             f"validating on {validation_date}, {len(features)} features"
         )
-    return fit(con, train_dates, validation_date, features, cfg)
+    return fit(con, train_dates, validation_date, features, cfg, companion_features=list(SEED_FEATURES))

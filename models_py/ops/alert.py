@@ -13,6 +13,11 @@ def run_failure_hook(message: str, exit_code: int, say: Callable[[str], None]) -
         return
     env = {**os.environ, "PROPENSITY_ERROR": message[:4000], "PROPENSITY_EXIT_CODE": str(exit_code)}
     try:
-        subprocess.run(command, shell=True, env=env, timeout=60, check=False)  # noqa: S602 - the operator's own command
+        # /bin/sh, as cron runs it: a hook that works in an interactive bash may not work here, so failures are said
+        done = subprocess.run(command, shell=True, env=env, timeout=60, check=False, capture_output=True, text=True)  # noqa: S602
     except (OSError, subprocess.TimeoutExpired) as exc:
-        say(f"warning: the failure hook did not run: {exc}")
+        say(f"warning: the failure hook PROPENSITY_ON_FAILURE did not run: {exc}")
+        return
+    if done.returncode != 0:
+        say(f"warning: the failure hook PROPENSITY_ON_FAILURE failed (exit {done.returncode}, run by /bin/sh): "
+            + (done.stderr.strip()[-500:] or "no message"))  # fmt: skip

@@ -75,6 +75,36 @@ def check_landing_files(con, run_id: str, calendar: ShopCalendar, files: list[tu
     raise_if_failed(outcomes, "tonight's landing files")
 
 
+def check_day_volumes(con, cfg: Settings, run_id: str, files: list[tuple[Path, pa.Table]]) -> None:
+    """Each new day's events against the same weekday of the four weeks before (their median, from two weeks of
+    history on): a day far below its usual volume is a truncated or partial export, not a quiet day, until the
+    operator says otherwise (PROPENSITY_DAY_VOLUME_MIN_RATIO=0 lets it through)."""
+    if cfg.day_volume_min_ratio <= 0 or not files:
+        return
+    starts = cfg.calendar.day_start_ms_array(np.concatenate([t["timestamp"].to_numpy() for _, t in files]))
+    days, counts = np.unique(starts, return_counts=True)
+    outcomes = []
+    for day_ms, count in zip(days.tolist(), counts.tolist(), strict=True):
+        weeks = [day_ms - k * 7 * DAY_MS for k in range(1, 5)]
+        usual = [
+            con.execute("select count(*) from raw.events where timestamp >= ? and timestamp < ?",
+                        [w, w + DAY_MS]).fetchone()[0]
+            for w in weeks
+        ]  # fmt: skip
+        usual = [u for u in usual if u]
+        if len(usual) < 2:
+            continue
+        ratio = count / float(np.median(usual))
+        day = cfg.calendar.shop_day(day_ms)
+        outcomes.append(Outcome("raw_events", "day_volume_against_same_weekday",
+                                {"day": str(day), "min_ratio": cfg.day_volume_min_ratio},
+                                ratio >= cfg.day_volume_min_ratio, None,
+                                [f"{count:,} events on {day}, {ratio:.2f}x the median {float(np.median(usual)):,.0f} "
+                                 f"of the same weekday in the weeks before"]))  # fmt: skip
+    record(con, run_id, outcomes)
+    raise_if_failed(outcomes, "tonight's day volumes (a truncated or partial export?)")
+
+
 def check_features(con, cfg: Settings, run_id: str, as_of: date, previous: tuple[int, float] | None) -> int:
     """The features gate on tonight's rows of the mart; returns how many visitors the scores must cover."""
     if previous:

@@ -21,28 +21,37 @@ def validation_auc(con: duckdb.DuckDBPyConnection, model: ScoringModel, as_of: d
     return evaluate.metrics(va.y[half], probabilities(model, va.x[half], threads), 0.5)["roc_auc"]
 
 
-def promote_if_better(
+def challenger_wins(
     con: duckdb.DuckDBPyConnection, meta: registry.ModelMetadata, cfg: Settings, say: Callable[[str], None]
 ) -> bool:
-    """The challenger replaces the champion only if it beats it by the margin on the same latest cut-off."""
+    """Whether the challenger should replace the champion: there is none yet, or it beats it by the margin on the
+    same latest cut-off. Nothing is changed here: the nightly job promotes only once tonight's gates have passed."""
     current = registry.load_champion(con)
     if current is None:
-        registry.set_champion(con, meta.version)
-        say(f"  no champion yet: {meta.version} promoted")
+        say(f"  no champion yet: {meta.version} will be promoted if tonight's gates pass")
         return True
     if current.version == meta.version:
         say(f"  retrained model is identical to the champion {meta.version}: nothing to promote")
         return False
     validation = date.fromisoformat(meta.validation_as_of_date)
-    challenger = registry.load(cfg.models_dir / meta.version, meta.artifact_sha256)
+    challenger = registry.load_version(con, meta.version)
     champ_auc = validation_auc(con, current, validation, cfg.threads)
     chall_auc = validation_auc(con, challenger, validation, cfg.threads)
     better = chall_auc >= champ_auc + cfg.promotion_margin
     say(
         f"  on {validation}: challenger {meta.version} ROC AUC {chall_auc:.4f} vs champion "
         f"{current.version} {champ_auc:.4f} (margin {cfg.promotion_margin}): "
-        + ("promoted" if better else "champion kept")
+        + ("challenger wins" if better else "champion kept")
     )
-    if better:
-        registry.set_champion(con, meta.version)
     return better
+
+
+def promote_if_better(
+    con: duckdb.DuckDBPyConnection, meta: registry.ModelMetadata, cfg: Settings, say: Callable[[str], None]
+) -> bool:
+    """`propensity train`: promote at once if the challenger wins (no night's gates to wait for)."""
+    wins = challenger_wins(con, meta, cfg, say)
+    if wins:
+        registry.set_champion(con, meta.version)
+        say(f"  {meta.version} promoted")
+    return wins

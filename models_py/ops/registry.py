@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
@@ -14,10 +15,12 @@ import xgboost as xgb
 from models_py.config import Settings
 from models_py.errors import JobFailed
 from models_py.modeling import calibration as calibrate
-from models_py.modeling.train import PARAMS, TrainedModel
+from models_py.modeling.train import PARAMS, Companion, TrainedModel
 from models_py.shop_calendar import utc_now_naive
 
 CHAMPION_POINTER = "champion.json"
+VERSION = re.compile(r"\d{8}-[0-9a-f]{10}")  # the as-of date and the start of the model's own hash
+FEATURE_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")  # a feature name goes into SQL as a column name
 
 
 class ArtifactError(JobFailed):
@@ -43,11 +46,22 @@ class ModelMetadata:
     population_profile: dict = field(default_factory=dict)  # absent in models saved before drift profiles
 
 
+COMPANION_FILE = "seed_model.json"
+
+
+class CompanionModel:
+    """The champion's twin on the original 14 features (``modeling.model.Predictor``), for on-demand scoring."""
+
+    def __init__(self, booster: xgb.Booster, calibration: calibrate.Calibration, features: list[str]):
+        self.booster, self.calibration, self.features = booster, calibration, features
+
+
 class LoadedModel:
     """A stored model whose artifact verified, ready to score (what ``modeling.model.ScoringModel`` asks for)."""
 
-    def __init__(self, meta: ModelMetadata, booster: xgb.Booster, calibration: calibrate.Calibration):
-        self.meta, self.booster, self.calibration = meta, booster, calibration
+    def __init__(self, meta: ModelMetadata, booster: xgb.Booster, calibration: calibrate.Calibration,
+                 companion: CompanionModel | None = None):  # fmt: skip
+        self.meta, self.booster, self.calibration, self.companion = meta, booster, calibration, companion
         self.version, self.features, self.threshold = meta.version, meta.features, meta.threshold
 
 
@@ -57,6 +71,23 @@ def feature_hash(features: list[str]) -> str:
 
 def file_sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def folder_sha256(folder: Path) -> str:
+    """One hash over everything a model is: the trees and the metadata (features, calibration, threshold)."""
+    digest = hashlib.sha256()
+    for name in ("model.json", "metadata.json", COMPANION_FILE):
+        if name == COMPANION_FILE and not (folder / name).is_file():
+            continue  # models stored before the companion
+        digest.update(name.encode() + b"\0" + (folder / name).read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def model_folder(models_dir: Path, version: str) -> Path:
+    """The folder of a model version; a version that is not one (a path, ``..``) is refused."""
+    if not isinstance(version, str) or not VERSION.fullmatch(version):
+        raise ArtifactError(f"{version!r} is not a model version (YYYYMMDD-<10 hex digits>)")
+    return models_dir / version
 
 
 def store(con: duckdb.DuckDBPyConnection, cfg: Settings, trained: TrainedModel, as_of: date) -> ModelMetadata:
@@ -78,43 +109,75 @@ def store(con: duckdb.DuckDBPyConnection, cfg: Settings, trained: TrainedModel, 
         metrics=trained.metrics,
         population_profile=trained.population_profile,
     )
-    folder = save(cfg.models_dir, trained.booster, meta)
-    register(con, folder, meta)
+    if con.execute("select 1 from ml.model_registry where model_version = ?", [version]).fetchone():
+        return load_version(con, version).meta  # the same trees were stored before (a rerun): keep that folder
+    folder = save(cfg.models_dir, trained.booster, meta, trained.companion)
+    register(con, folder, meta, folder_sha256(folder))
     return meta
 
 
-def save(models_dir: Path, booster: xgb.Booster, meta: ModelMetadata) -> Path:
+def save(models_dir: Path, booster: xgb.Booster, meta: ModelMetadata, companion: Companion | None = None) -> Path:
     folder = models_dir / meta.version
     folder.mkdir(parents=True, exist_ok=True)
     model_path = folder / "model.json"
     booster.save_model(model_path)
     meta.artifact_sha256 = file_sha256(model_path)
+    if companion is not None:
+        companion.booster.save_model(folder / COMPANION_FILE)
+        meta.extra["seed_companion"] = {
+            "features": companion.features,
+            "calibration": calibrate.to_dict(companion.calibration),
+            "metrics": companion.metrics,
+        }
     (folder / "metadata.json").write_text(json.dumps(asdict(meta), indent=2, default=str) + "\n")
     return folder
 
 
+def _companion(folder: Path, meta: ModelMetadata) -> CompanionModel | None:
+    spec = meta.extra.get("seed_companion")
+    if not spec or not (folder / COMPANION_FILE).is_file():
+        return None
+    booster = xgb.Booster()
+    booster.load_model(folder / COMPANION_FILE)
+    return CompanionModel(booster, calibrate.from_dict(spec["calibration"]), list(spec["features"]))
+
+
 def load(folder: Path, expected_sha256: str | None = None) -> LoadedModel:
+    """A stored model, verified: against ``expected_sha256`` (the registry's hash of the whole folder) when given,
+    else its trees against the hash its metadata records."""
     model_path, meta_path = folder / "model.json", folder / "metadata.json"
     if not model_path.is_file() or not meta_path.is_file():
         raise ArtifactError(f"model artifact missing in {folder}")
-    meta = ModelMetadata(**json.loads(meta_path.read_text()))
-    actual = file_sha256(model_path)
-    for expected in filter(None, (expected_sha256, meta.artifact_sha256)):
-        if actual != expected:
-            raise ArtifactError(
-                f"refusing model {meta.version}: {model_path} has sha256 {actual[:16]}..., "
-                f"registered {expected[:16]}... (the file was changed or corrupted)"
-            )
+    if expected_sha256 and folder_sha256(folder) != expected_sha256:
+        raise ArtifactError(
+            f"refusing model {folder.name}: {folder} (model.json and metadata.json) has sha256 "
+            f"{folder_sha256(folder)[:16]}..., registered {expected_sha256[:16]}... (changed or corrupted)"
+        )
+    try:
+        meta = ModelMetadata(**json.loads(meta_path.read_text()))
+    except (ValueError, TypeError) as exc:
+        raise ArtifactError(f"refusing model {folder.name}: {meta_path} is not model metadata: {exc}") from exc
+    if not expected_sha256 and file_sha256(model_path) != meta.artifact_sha256:
+        raise ArtifactError(f"refusing model {meta.version}: {model_path} is not the file its metadata records")
+    bad = [f for f in meta.features if not isinstance(f, str) or not FEATURE_NAME.fullmatch(f)]
+    if bad:
+        raise ArtifactError(f"refusing model {meta.version}: {meta_path} names features that are not column names: "
+                            + ", ".join(map(repr, bad[:5])))  # fmt: skip
+    if not 0.0 < float(meta.threshold) < 1.0:
+        raise ArtifactError(f"refusing model {meta.version}: {meta_path}: threshold {meta.threshold} outside (0, 1)")
     try:
         calibration = calibrate.from_dict(meta.calibration)
-    except ValueError as exc:
+        companion = _companion(folder, meta)
+    except (ValueError, KeyError, TypeError) as exc:
         raise ArtifactError(f"refusing model {meta.version}: {meta_path}: {exc}") from exc
     booster = xgb.Booster()
     booster.load_model(model_path)
-    return LoadedModel(meta=meta, booster=booster, calibration=calibration)
+    return LoadedModel(meta=meta, booster=booster, calibration=calibration, companion=companion)
 
 
-def register(con: duckdb.DuckDBPyConnection, folder: Path, meta: ModelMetadata, status: str = "challenger") -> None:
+def register(
+    con: duckdb.DuckDBPyConnection, folder: Path, meta: ModelMetadata, sha256: str, status: str = "challenger"
+) -> None:
     if con.execute("select 1 from ml.model_registry where model_version = ?", [meta.version]).fetchone():
         return  # the same bytes were trained before (the version is their hash): keep its status
     con.execute(
@@ -122,7 +185,7 @@ def register(con: duckdb.DuckDBPyConnection, folder: Path, meta: ModelMetadata, 
            (?, ?::timestamp, ?::date, ?::date, ?::date, ?::date, ?, ?, ?, ?, ?, ?, now())""",
         [meta.version, meta.trained_at, meta.as_of_date, min(meta.training_as_of_dates),
          max(meta.training_as_of_dates), meta.validation_as_of_date, ",".join(meta.features), meta.feature_hash,
-         str(folder), meta.artifact_sha256, json.dumps(meta.metrics), status],
+         str(folder), sha256, json.dumps(meta.metrics), status],
     )  # fmt: skip
     # The same metrics one per row, so training runs can be compared with plain SQL.
     con.execute("delete from ml.model_metrics where model_version = ?", [meta.version])
@@ -146,8 +209,27 @@ def load_champion(con: duckdb.DuckDBPyConnection) -> LoadedModel | None:
     found = champion(con)
     if not found:
         return None
-    _, folder, sha = found
+    version, folder, sha = found
+    return load_registered(con, version, folder, sha)
+
+
+def load_registered(con: duckdb.DuckDBPyConnection, version: str, folder: Path, sha: str) -> LoadedModel:
+    """A registered model, verified by its folder hash. A registry written before the folder hash kept the hash of
+    model.json alone: such a row is moved to the folder hash once, when its trees still match."""
+    if (folder / "model.json").is_file() and sha == file_sha256(folder / "model.json"):
+        sha = folder_sha256(folder)
+        if not con.execute("select current_setting('access_mode')").fetchone()[0] == "read_only":
+            con.execute("update ml.model_registry set artifact_sha256 = ? where model_version = ?", [sha, version])
     return load(folder, sha)
+
+
+def load_version(con: duckdb.DuckDBPyConnection, version: str) -> LoadedModel:
+    row = con.execute(
+        "select artifact_path, artifact_sha256 from ml.model_registry where model_version = ?", [version]
+    ).fetchone()
+    if not row:
+        raise ArtifactError(f"no model {version} in the registry")
+    return load_registered(con, version, Path(row[0]), row[1])
 
 
 def set_champion(con: duckdb.DuckDBPyConnection, version: str) -> None:
@@ -158,7 +240,8 @@ def set_champion(con: duckdb.DuckDBPyConnection, version: str) -> None:
     if not row:
         raise ArtifactError(f"no model {version} in the registry")
     folder = Path(row[0])
-    load(folder, row[1])  # refuses a tampered artifact
+    load_registered(con, version, folder, row[1])  # refuses a tampered artifact
+    sha = folder_sha256(folder)
     con.execute(
         "update ml.model_registry set status = 'retired', status_changed_at = now() "
         "where status = 'champion' and model_version <> ?",
@@ -171,17 +254,24 @@ def set_champion(con: duckdb.DuckDBPyConnection, version: str) -> None:
     # A pointer beside the artifacts, so on-demand scoring never has to open (and lock) the warehouse.
     pointer = folder.parent / CHAMPION_POINTER
     tmp = pointer.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"model_version": version, "artifact_sha256": row[1]}) + "\n")
+    tmp.write_text(json.dumps({"model_version": version, "folder_sha256": sha}) + "\n")
     tmp.replace(pointer)
 
 
-def load_pointed_champion(models_dir: Path) -> LoadedModel | None:
-    """The champion as named by its pointer file (verified against its registered hash)."""
+def load_pointed_champion(models_dir: Path, registered_sha256: str | None = None) -> LoadedModel | None:
+    """The champion as named by its pointer file, verified against the registry's hash when the caller could read
+    it (``registered_sha256``), else against the pointer's."""
     pointer = models_dir / CHAMPION_POINTER
     if not pointer.is_file():
         return None
-    named = json.loads(pointer.read_text())
-    return load(models_dir / named["model_version"], named["artifact_sha256"])
+    try:
+        named = json.loads(pointer.read_text())
+        version, sha = named["model_version"], named.get("folder_sha256")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ArtifactError(f"{pointer} is not a champion pointer: {exc}") from exc
+    if not sha:
+        raise ArtifactError(f"{pointer} was written before folder hashes: run `propensity promote {version}` once")
+    return load(model_folder(models_dir, version), registered_sha256 or sha)
 
 
 def previous_champion(con: duckdb.DuckDBPyConnection) -> str | None:
@@ -194,5 +284,5 @@ def previous_champion(con: duckdb.DuckDBPyConnection) -> str | None:
 
 def retrain_due(con: duckdb.DuckDBPyConnection, as_of: date, cfg: Settings) -> bool:
     """No model yet, or the newest was trained at least PROPENSITY_RETRAIN_EVERY_DAYS before ``as_of``."""
-    row = con.execute("select max(as_of_date) from ml.model_registry").fetchone()
+    row = con.execute("select max(as_of_date) from ml.model_registry where status <> 'withdrawn'").fetchone()
     return row[0] is None or (as_of - row[0]).days >= cfg.retrain_every_days

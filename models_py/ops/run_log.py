@@ -59,6 +59,18 @@ def record(con: duckdb.DuckDBPyConnection, summary: RunSummary, status: str, err
     )  # fmt: skip
 
 
+def close_abandoned(con: duckdb.DuckDBPyConnection, by_run: str) -> int:
+    """Runs still marked ``running`` ended without recording it (killed, the machine stopped): say so. Called by a
+    run that holds the job lock, so no other run can still be going."""
+    closed = con.execute(
+        f"""update {RUN_LOG} set status = 'failed', finished_at = now(),
+                error = 'ended without recording an outcome (killed, or the machine stopped); found by run ' || ?
+            where status = 'running' returning run_id""",
+        [by_run],
+    ).fetchall()
+    return len(closed)
+
+
 def failure_text(exc: BaseException) -> str:
     """What the run log keeps of a failure: the message, then the innermost frames."""
     return f"{type(exc).__name__}: {exc}"[:4000] + "\n" + "".join(traceback.format_exception(exc, limit=-3))[-2000:]

@@ -15,6 +15,7 @@ import duckdb
 from models_py.config import Settings
 from models_py.errors import BadInputError
 from models_py.shop_calendar import EPOCH
+from models_py.transaction import transaction
 from models_py.warehouse.schema import BUILD_PLAN
 
 FEATURES_MART = "marts.fct_visitor_features"
@@ -42,6 +43,22 @@ def loaded_days(con: duckdb.DuckDBPyConnection, cfg: Settings) -> tuple[date, da
 def latest_as_of(con: duckdb.DuckDBPyConnection, cfg: Settings) -> date:
     """The day after the last landed shop day: tonight's scores use every complete day."""
     return loaded_days(con, cfg)[1] + timedelta(days=1)
+
+
+def check_servable(con: duckdb.DuckDBPyConnection, cfg: Settings, as_of: date) -> None:
+    """An as-of date the job can score: after the first landed day (some events before it) and no later than the
+    day after the last landed one (no events missing). Checked before anything is built."""
+    first, last = loaded_days(con, cfg)
+    if as_of <= first:
+        raise BadInputError(
+            f"as-of date {as_of} is not after the first landed shop day ({first}): no events come before it, so "
+            f"there is nothing to score. Use a date from {first + timedelta(days=1)} to {last + timedelta(days=1)}"
+        )
+    if as_of > last + timedelta(days=1):
+        raise BadInputError(
+            f"as-of date {as_of} is after the last landed shop day + 1 ({last + timedelta(days=1)}): its features "
+            "would miss events that have not arrived yet"
+        )
 
 
 def spine(cfg: Settings, first: date, last: date) -> list[date]:
@@ -99,11 +116,27 @@ def write(con: duckdb.DuckDBPyConnection, cfg: Settings, plan: BuildPlan) -> Non
         (d, (d - EPOCH).days, cfg.calendar.day_start_ms(d), d in plan.features, d in plan.labels)
         for d in sorted(set(plan.features) | set(plan.labels))
     ]
-    con.begin()
-    con.execute(f"delete from {BUILD_PLAN}")
-    if rows:
-        con.executemany(f"insert into {BUILD_PLAN} values (?, ?, ?, ?, ?)", rows)
-    con.commit()
+    with transaction(con):
+        con.execute(f"delete from {BUILD_PLAN}")
+        if rows:
+            con.executemany(f"insert into {BUILD_PLAN} values (?, ?, ?, ?, ?)", rows)
+
+
+def passes(plan: BuildPlan, visitors: int, max_visitor_cutoffs: int) -> list[BuildPlan]:
+    """The plan in passes of at most ``max_visitor_cutoffs`` visitors x cut-offs each, oldest dates first: a large
+    shop's first night folds its state forward a few cut-offs at a time instead of holding all in memory at once.
+    Each label date goes with the pass that builds its features (or the first, if they exist already)."""
+    per_pass = max(1, max_visitor_cutoffs // max(visitors, 1))
+    if len(plan.features) <= per_pass:
+        return [plan]
+    chunks = [plan.features[i : i + per_pass] for i in range(0, len(plan.features), per_pass)]
+    out, assigned = [], set()
+    for chunk in chunks:
+        labels = [d for d in plan.labels if d <= chunk[-1] and d not in assigned]
+        assigned.update(labels)
+        out.append(BuildPlan(chunk, labels))
+    out[-1].labels += [d for d in plan.labels if d not in assigned]
+    return out
 
 
 def describe(plan: BuildPlan) -> str:

@@ -11,7 +11,7 @@ import duckdb
 import pyarrow as pa
 
 from models_py.config import Settings
-from models_py.errors import WarehouseBusyError
+from models_py.errors import BadInputError, WarehouseBusyError
 from models_py.warehouse import schema
 
 
@@ -46,9 +46,25 @@ def connect(
     )
 
 
+def check_warehouse(path: Path, create: bool) -> None:
+    """A warehouse path that is a folder, or a missing warehouse for a command that only reads or extends one, is
+    refused before DuckDB creates an empty file in its place."""
+    if path.is_dir():
+        raise BadInputError(
+            f"PROPENSITY_WAREHOUSE={path} is a folder; point it at a DuckDB file (e.g. propensity.duckdb)"
+        )
+    if not create and not path.exists():
+        raise BadInputError(
+            f"no warehouse at {path}: run `propensity nightly` (or `propensity ingest`) first, or point "
+            "PROPENSITY_WAREHOUSE at the existing warehouse"
+        )
+
+
 @contextmanager
-def session(cfg: Settings, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-    """The warehouse of these settings; a writer's session first brings the job's own tables up to date."""
+def session(cfg: Settings, read_only: bool = False, create: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The warehouse of these settings; a writer's session first brings the job's own tables up to date. Only the
+    commands that load events (``create``) may start a new warehouse."""
+    check_warehouse(cfg.warehouse_path, create and not read_only)
     con = connect(
         cfg.warehouse_path, cfg.duckdb_memory_limit, read_only, disabled_compression=cfg.duckdb_disabled_compression
     )

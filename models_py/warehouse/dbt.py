@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
 
 from models_py.config import Settings
-from models_py.errors import JobFailed
+from models_py.errors import JobFailed, WarehouseBusyError
 from models_py.warehouse import build_plan
 from models_py.warehouse.build_plan import BuildPlan
 from models_py.warehouse.connection import session
+
+PR_SET_PDEATHSIG = 1
 
 
 class DbtError(JobFailed):
@@ -31,6 +35,14 @@ def project_vars(cfg: Settings) -> dict:
     }
 
 
+def _die_with_parent() -> None:
+    """In the dbt child: the kernel kills it when the job dies, however the job dies (kill -9 included), so a dbt
+    build never runs on after its job and holds the warehouse's lock."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    os.setpgid(0, 0)
+
+
 def run_dbt(cfg: Settings, args: list[str], progress: Callable[[str], None] | None = None) -> None:
     command = [os.path.join(sys.prefix, "bin", "dbt"), *args, "--vars", json.dumps(project_vars(cfg))]
     env = {
@@ -43,7 +55,13 @@ def run_dbt(cfg: Settings, args: list[str], progress: Callable[[str], None] | No
         "DBT_USE_COLORS": "false",
     }
     proc = subprocess.Popen(
-        command, cwd=cfg.dbt_project_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        command,
+        cwd=cfg.dbt_project_dir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=_die_with_parent,
     )
     lines: list[str] = []
     assert proc.stdout is not None
@@ -54,6 +72,11 @@ def run_dbt(cfg: Settings, args: list[str], progress: Callable[[str], None] | No
             progress("dbt | " + line.split("  ", 1)[-1].strip())
     if proc.wait() != 0:
         problems = [ln for ln in lines if any(k in ln for k in ("Error", "FAIL", "ERROR", "Got ", "lock"))]
+        if any("Could not set lock" in ln or "Conflicting lock" in ln for ln in lines):
+            raise WarehouseBusyError(
+                f"dbt could not open the warehouse {cfg.warehouse_path}: another process holds it (a tool with it "
+                "open, another job); nothing was published. Close it and run again"
+            )
         raise DbtError("dbt " + " ".join(args) + " failed:\n" + "\n".join((problems or lines)[-25:]))
 
 
@@ -61,10 +84,18 @@ def build(
     cfg: Settings, plan: BuildPlan, progress: Callable[[str], None] | None = None, full_refresh: bool = False
 ) -> None:
     """`dbt build` of the plan's dates: the models, then dbt's tests on what they built. dbt's unit tests check the
-    SQL, not the night's data: they run with the test suite (`make test`), not every night. A full refresh rolls
-    every day up again from the raw events (after events were taken out, say)."""
-    with session(cfg) as con:
-        build_plan.write(con, cfg, plan)
-    run_dbt(
-        cfg, ["build", "--exclude-resource-type", "unit_test", *(["--full-refresh"] if full_refresh else [])], progress
-    )
+    SQL, not the night's data: they run with the test suite (`make test`), not every night. A large first night is
+    built in passes (PROPENSITY_MAX_VISITOR_CUTOFFS_PER_BUILD). A full refresh rolls every day up again from the raw
+    events."""
+    visitors = 0
+    if len(plan.features) > 1:
+        with session(cfg, read_only=True) as con:
+            visitors = con.execute("select approx_count_distinct(visitorid) from raw.events").fetchone()[0]
+    steps = build_plan.passes(plan, visitors, cfg.max_visitor_cutoffs_per_build)
+    for number, step in enumerate(steps, 1):
+        if len(steps) > 1 and progress:
+            progress(f"  pass {number} of {len(steps)}: {build_plan.describe(step)}")
+        with session(cfg) as con:
+            build_plan.write(con, cfg, step)
+        refresh = ["--full-refresh"] if full_refresh and number == 1 else []
+        run_dbt(cfg, ["build", "--exclude-resource-type", "unit_test", *refresh], progress)

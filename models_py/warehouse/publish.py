@@ -9,6 +9,8 @@ import duckdb
 import pyarrow as pa
 
 from models_py.config import Settings
+from models_py.errors import BadInputError
+from models_py.transaction import transaction
 from models_py.warehouse.schema import SCORE_HISTORY as HISTORY_TABLE
 from models_py.warehouse.serving import served
 
@@ -16,16 +18,23 @@ from models_py.warehouse.serving import served
 def write_history(con: duckdb.DuckDBPyConnection, scores: pa.Table, as_of: date) -> None:
     """Replace the as-of date's rows in one transaction: a rerun never duplicates a day."""
     con.register("new_scores", scores)
-    con.begin()
     try:
-        con.execute(f"delete from {HISTORY_TABLE} where as_of_date = ?", [as_of])
-        con.execute(f"insert into {HISTORY_TABLE} by name select * from new_scores")
-        con.commit()
-    except BaseException:
-        con.rollback()
-        raise
+        with transaction(con):
+            con.execute(f"delete from {HISTORY_TABLE} where as_of_date = ?", [as_of])
+            con.execute(f"insert into {HISTORY_TABLE} by name select * from new_scores")
     finally:
         con.unregister("new_scores")
+
+
+def check_scored(con: duckdb.DuckDBPyConnection, as_of: date | None) -> None:
+    """Only a scored day can be published: anything else would serve an empty table."""
+    first, last, days = con.execute(f"select min(as_of_date), max(as_of_date), count(distinct as_of_date) "
+                                    f"from {HISTORY_TABLE}").fetchone()  # fmt: skip
+    if as_of is None or not con.execute(f"select 1 from {HISTORY_TABLE} where as_of_date = ? limit 1",
+                                        [as_of]).fetchone():  # fmt: skip
+        scored = f"the {days} scored day(s) run from {first} to {last}" if days else "nothing is scored yet"
+        raise BadInputError(f"no scores as of {as_of} to publish: {scored}. Score the day first (`propensity score "
+                            "--as-of` or `propensity backfill`)")  # fmt: skip
 
 
 def latest_scored_date(con: duckdb.DuckDBPyConnection) -> date:

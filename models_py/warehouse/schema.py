@@ -138,6 +138,7 @@ FEATURE_DRIFT = "ml.feature_drift"
 SCORE_DRIFT = "ml.score_drift"
 BACKTEST_METRICS = "ml.backtest_metrics"
 BUILD_PLAN = "ml.build_plan"
+DERIVED_SCHEMAS = ("intermediate", "marts")  # what dbt builds from the events; staging is views and the catalogue
 
 
 def ensure(con: duckdb.DuckDBPyConnection) -> None:
