@@ -109,11 +109,9 @@ def _train_challenger(con, cfg: Settings, summary: RunSummary, say: Callable[[st
 def _score_and_publish(con, cfg: Settings, summary: RunSummary, say: Callable[[str], None], winner: str | None):
     """Score with tonight's winner (if a retrained model won) or the champion; the winner becomes champion only once
     every gate has passed, so a night that fails a gate leaves the champion as it was."""
-    model = registry.load_version(con, winner) if winner else registry.load_champion(con)
-    if model is None:
-        raise JobFailed("no champion model to score with (training has not produced one yet)")
+    model = registry.load_version(con, winner) if winner else _model_of_then(con, cfg, summary, say)
     summary.model_version = model.version
-    previous = publish.previous_scores(con, summary.as_of)
+    previous = publish.previous_scores(con, summary.as_of, model.version)
     with stage(summary, "validate features", say):
         eligible = gates.check_features(con, cfg, summary.run_id, summary.as_of, previous)
     with stage(summary, "score", say):
@@ -123,7 +121,9 @@ def _score_and_publish(con, cfg: Settings, summary: RunSummary, say: Callable[[s
         drift.check_feature_drift(con, cfg, summary.run_id, summary.as_of, model, scored.feature_sample, say)
     with stage(summary, "validate scores", say):
         gates.check_scores(con, cfg, summary.run_id, summary.as_of, scored.scores, eligible, previous)
-        drift.check_score_drift(con, cfg, summary.run_id, summary.as_of, scored.scores["propensity"].to_numpy(), say)
+        drift.check_score_drift(
+            con, cfg, summary.run_id, summary.as_of, scored.scores["propensity"].to_numpy(), say, model.version
+        )
     if winner:
         registry.set_champion(con, winner)
         summary.promoted = True
@@ -131,6 +131,30 @@ def _score_and_publish(con, cfg: Settings, summary: RunSummary, say: Callable[[s
     with stage(summary, "publish", say):
         publish.write_history(con, scored.scores, summary.as_of)
         serving.publish(con, cfg, summary.as_of, publish.latest_scored_date(con), summary.run_id)
+
+
+def _model_of_then(con, cfg: Settings, summary: RunSummary, say: Callable[[str], None]):
+    """The champion, unless it learned from labels after the as-of date (a backfill of past days, `--as-of` in the
+    past): then the newest model trained by that date, or one trained now with the labels complete before it
+    (registered, never promoted). A past day's scores never come from a model that saw its future."""
+    champion = registry.load_champion(con)
+    if champion is None:
+        raise JobFailed("no champion model to score with (training has not produced one yet)")
+    if date.fromisoformat(champion.meta.as_of_date) <= summary.as_of:
+        return champion
+    row = con.execute(
+        "select model_version from ml.model_registry where status <> 'withdrawn' and as_of_date <= ? "
+        "order by as_of_date desc, trained_at desc limit 1",
+        [summary.as_of],
+    ).fetchone()
+    if row:
+        say(f"  {summary.as_of} is before the champion's training date: scoring with {row[0]}, trained by then")
+        return registry.load_version(con, row[0])
+    with stage(summary, "train", say):
+        say(f"  no model was trained by {summary.as_of}: training one on the labels complete before it (not promoted)")
+        meta = registry.store(con, cfg, train.train(con, summary.as_of, cfg, progress=say), summary.as_of)
+        summary.trained = meta.version
+    return registry.load_version(con, meta.version)
 
 
 def _refresh_report(con, cfg: Settings, run_id: str, say: Callable[[str], None]):

@@ -379,3 +379,22 @@ def test_a_large_first_night_is_built_in_bounded_passes() -> None:
     assert [s.features for s in steps] == [days[0:2], days[2:4], days[4:6], days[6:8], days[8:]]
     assert sorted(d for s in steps for d in s.labels) == days[:7]
     assert all(d <= s.features[-1] for s in steps for d in s.labels)  # a label's features are built by then
+
+
+def test_the_readmes_cron_line_runs_under_bin_sh_and_alerts(tmp_path: Path) -> None:
+    """The documented crontab line, as cron runs it (`\\%` becomes `%`, then /bin/sh -c), on a fresh folder: the
+    logs folder is created, the job fails on the missing landing folder, and the alert gets the message."""
+    from models_py.config import PROJECT_ROOT
+
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    line = next(ln for ln in readme.splitlines() if ln.startswith("0 7 * * *"))
+    command = line.split(None, 5)[5].replace("\\%", "%")
+    alert = tmp_path / "alert.txt"
+    command = command.replace("cd /opt/propensity", f"cd {PROJECT_ROOT}").replace("logs", str(tmp_path / "logs"))
+    command = command.replace('| mail -s "propensity failed ($PROPENSITY_EXIT_CODE)" data@shop.example', f"> {alert}")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PROPENSITY_")}
+    done = subprocess.run(["/bin/sh", "-c", command], env={**env, **folder_env(tmp_path)}, timeout=300)
+    assert done.returncode == 2
+    log = (tmp_path / "logs" / "nightly.log").read_text()
+    assert "landing folder" in log and "does not exist" in log and "hook" not in log
+    assert "landing folder" in alert.read_text()

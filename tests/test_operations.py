@@ -149,14 +149,22 @@ def test_drift_above_the_failure_level_stops_the_run_before_publishing(world) ->
 
 
 def test_drift_is_measured_and_stored_by_the_nightly_run(pipeline) -> None:
+    """Every feature's PSI is stored, and it is the PSI of tonight's drift sample against the model's profile:
+    recomputed here from the mart, each stored value must match."""
+    from models_py.modeling.population import psi, shares
+    from models_py.ops import drift
+
     cfg, summary = pipeline
+    model = registry.load_pointed_champion(cfg.models_dir)
     with duckdb.connect(str(cfg.warehouse_path), read_only=True) as con:
-        rows = con.execute(
-            "select count(*), min(psi), bool_and(status in ('ok', 'warn')) from ml.feature_drift where run_id = ?",
-            [summary.run_id],
-        ).fetchone()
-    assert rows[0] == len(registry.load_pointed_champion(cfg.models_dir).meta.features)
-    assert rows[1] >= 0 and rows[2]
+        stored = dict(
+            con.execute("select feature, psi from ml.feature_drift where run_id = ?", [summary.run_id]).fetchall()
+        )
+        sample = drift.mart_sample(con, model.features, summary.as_of)
+    assert list(stored) and set(stored) == set(model.features)
+    for j, name in enumerate(model.features):
+        ref = model.meta.population_profile[name]
+        assert stored[name] == pytest.approx(psi(ref["shares"], shares(sample[:, j], ref["edges"])), abs=1e-9), name
 
 
 def test_promotion_needs_the_margin_and_people_can_promote_and_roll_back(world, monkeypatch) -> None:
@@ -198,6 +206,14 @@ def test_backfill_runs_days_in_order_and_serving_keeps_the_latest_day(world) -> 
             "group by 1 order by 1"
         ).fetchall()
     assert [d for d, _, _ in days] == [first, latest] and all(n == m for _, n, m in days)
+    # The past day was scored by a model trained by then, never by the champion that learned from later labels.
+    with duckdb.connect(world["PROPENSITY_WAREHOUSE"], read_only=True) as con:
+        scored_by = dict(con.execute(
+            """select h.as_of_date, max(r.as_of_date) from ml.visitor_propensity_score_history h
+               join ml.model_registry r using (model_version) group by 1"""
+        ).fetchall())  # fmt: skip
+        champion_as_of = con.execute("select as_of_date from ml.model_registry where status = 'champion'").fetchone()
+    assert scored_by[first] <= first and champion_as_of == (scored_by[latest],)
     with duckdb.connect(world["PROPENSITY_SERVING"], read_only=True) as con:
         assert con.execute("select distinct as_of_date from visitor_propensity_scores").fetchall() == [(latest,)]
     too_late = _cli(world, "backfill", "--from", str(latest), "--to", str(latest + timedelta(days=3)), "--force")

@@ -289,3 +289,19 @@ def test_the_original_payload_is_scored_by_the_14_feature_companion(pipeline) ->
         on_demand.append(result["propensity_to_buy"])
     assert np.array_equal(np.array(on_demand), batch.astype(float))
     assert spearmanr(nightly, on_demand).statistic >= 0.25
+
+
+def test_the_nightly_report_opens_with_the_audiences_and_every_image_exists(pipeline) -> None:
+    import re
+
+    cfg, summary = pipeline
+    index = cfg.reports_dir / summary.run_id / "index.html"
+    page = index.read_text()
+    assert page.index("Tonight&#x27;s audiences") < page.index("The data")
+    for segment in ("hot", "warm", "cold"):
+        assert f"<td>{segment}</td>" in page
+    assert "expected buyers" in page and "select visitor_id, propensity" in page
+    # No backtest was run in this warehouse: the shipped scale-1 result is shown, and said to be one.
+    assert "Shipped result" in page and "Out-of-time backtest" in page
+    images = re.findall(r'<img src="([^"]+)"', page)
+    assert images and all((index.parent / src).is_file() for src in images)

@@ -15,7 +15,12 @@ app = typer.Typer()
 
 @app.command()
 @one_job_at_a_time
-def build(as_of: str = typer.Option(None, help=AS_OF_HELP + " (default: the day after the last landed day).")) -> None:
+def build(
+    as_of: str = typer.Option(None, help=AS_OF_HELP + " (default: the day after the last landed day)."),
+    rebuild: bool = typer.Option(
+        False, "--from-scratch", help="Drop every model derived from the events and build them anew (a new feature)."
+    ),
+) -> None:
     """dbt build: the day rollups, tonight's features and the spine's features and labels, and dbt's tests on them."""
     from models_py.warehouse import build_plan, dbt
     from models_py.warehouse.connection import session
@@ -24,6 +29,8 @@ def build(as_of: str = typer.Option(None, help=AS_OF_HELP + " (default: the day 
     with session(cfg) as con:
         day = parse_date(as_of) or build_plan.latest_as_of(con, cfg)
         build_plan.check_servable(con, cfg, day)
+        if rebuild:
+            build_plan.drop_derived(con)
         plan = build_plan.plan_night(con, cfg, day)
     say(f"as-of date {day}: {build_plan.describe(plan)}")
     dbt.build(cfg, plan, progress=say)
@@ -155,12 +162,12 @@ def validate(as_of: str = typer.Option(None, help=AS_OF_HELP + " (default: the l
         model = registry.load_champion(con)
         if model is None:
             raise JobFailed("no champion model: run `propensity train` first")
-        previous = publish_mod.previous_scores(con, day)
+        previous = publish_mod.previous_scores(con, day, model.version)
         eligible = gates.check_features(con, cfg, run_id, day, previous)
         sample = drift.mart_sample(con, model.features, day)
         drift.check_feature_drift(con, cfg, run_id, day, model, sample, say)
         query = f"select visitor_id, propensity, decile from {publish_mod.HISTORY_TABLE} where as_of_date = ?"
         scores = fetch_arrow(con, query, [day])
         gates.check_scores(con, cfg, run_id, day, scores, eligible, previous)
-        drift.check_score_drift(con, cfg, run_id, day, scores["propensity"].to_numpy(), say)
+        drift.check_score_drift(con, cfg, run_id, day, scores["propensity"].to_numpy(), say, model.version)
     typer.echo(f"every gate passed for {day} (results in ml.validation_results, ml.feature_drift, run {run_id})")

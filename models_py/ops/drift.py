@@ -56,13 +56,22 @@ def feature_drift(
 
 
 def score_drift(
-    con: duckdb.DuckDBPyConnection, run_id: str, as_of: date, scores: np.ndarray, warn: float, fail: float
+    con: duckdb.DuckDBPyConnection,
+    run_id: str,
+    as_of: date,
+    scores: np.ndarray,
+    warn: float,
+    fail: float,
+    model_version: str | None = None,
 ) -> Drift | None:
-    """PSI of tonight's propensities against the last scored day before tonight (None on the first night)."""
-    previous_day = con.execute(f"select max(as_of_date) from {SCORE_HISTORY} where as_of_date < ?", [as_of]).fetchone()[
-        0
-    ]
-    if previous_day is None:  # the very first night: no history yet
+    """PSI of tonight's propensities against the last scored day before tonight, when the same model scored it
+    (None on the first night, or after a change of model, which may rightly move every score)."""
+    previous_day, previous_model = con.execute(
+        f"""select as_of_date, max(model_version) from {SCORE_HISTORY}
+            where as_of_date = (select max(as_of_date) from {SCORE_HISTORY} where as_of_date < ?) group by 1""",
+        [as_of],
+    ).fetchone() or (None, None)
+    if previous_day is None or (model_version is not None and previous_model != model_version):
         return None
     previous = con.execute(f"select propensity from {SCORE_HISTORY} where as_of_date = ?", [previous_day]).fetchnumpy()
     previous = previous["propensity"]
@@ -121,9 +130,15 @@ def check_feature_drift(
 
 
 def check_score_drift(
-    con: duckdb.DuckDBPyConnection, cfg, run_id: str, as_of: date, propensity: np.ndarray, say: Callable[[str], None]
+    con: duckdb.DuckDBPyConnection,
+    cfg,
+    run_id: str,
+    as_of: date,
+    propensity: np.ndarray,
+    say: Callable[[str], None],
+    model_version: str | None = None,
 ) -> None:
-    shifted = score_drift(con, run_id, as_of, propensity, cfg.drift_warn_psi, cfg.drift_fail_psi)
+    shifted = score_drift(con, run_id, as_of, propensity, cfg.drift_warn_psi, cfg.drift_fail_psi, model_version)
     if shifted:
         raise_if_drifted([shifted], f"scores as of {as_of} vs the previous day", cfg.drift_fail_psi)
         say(f"  score drift vs the previous day: PSI {shifted.psi:.3f} ({shifted.status})")

@@ -105,7 +105,7 @@ def check_day_volumes(con, cfg: Settings, run_id: str, files: list[tuple[Path, p
     raise_if_failed(outcomes, "tonight's day volumes (a truncated or partial export?)")
 
 
-def check_features(con, cfg: Settings, run_id: str, as_of: date, previous: tuple[int, float] | None) -> int:
+def check_features(con, cfg: Settings, run_id: str, as_of: date, previous: tuple[int, float | None] | None) -> int:
     """The features gate on tonight's rows of the mart; returns how many visitors the scores must cover."""
     if previous:
         low, high = int(previous[0] * (1 - cfg.row_count_tolerance)), int(previous[0] * (1 + cfg.row_count_tolerance))
@@ -119,9 +119,16 @@ def check_features(con, cfg: Settings, run_id: str, as_of: date, previous: tuple
 
 
 def check_scores(
-    con, cfg: Settings, run_id: str, as_of: date, scores: pa.Table, eligible: int, previous: tuple[int, float] | None
+    con,
+    cfg: Settings,
+    run_id: str,
+    as_of: date,
+    scores: pa.Table,
+    eligible: int,
+    previous: tuple[int, float | None] | None,
 ) -> None:
-    """The scores gate: in range, one per eligible visitor, mean not far from the last scored day's."""
+    """The scores gate: in range, one per eligible visitor, mean not far from the last scored day's (when the same
+    model scored it)."""
     mean_before = previous[1] if previous else None
     con.register("scores_checked", scores.select(["visitor_id", "propensity", "decile"]))
     try:

@@ -18,7 +18,8 @@ from models_py.config import Settings
 from models_py.errors import BadInputError
 from models_py.ops import registry
 from models_py.transaction import transaction
-from models_py.warehouse.schema import DERIVED_SCHEMAS, MODEL_REGISTRY, SCORE_HISTORY
+from models_py.warehouse import build_plan
+from models_py.warehouse.schema import MODEL_REGISTRY, SCORE_HISTORY
 from models_py.warehouse.serving import ServingFiles
 
 
@@ -57,8 +58,7 @@ def unload(con: duckdb.DuckDBPyConnection, cfg: Settings, file_name: str) -> Unl
             f"update {MODEL_REGISTRY} set status = 'withdrawn', status_changed_at = now() "
             "where as_of_date > ? returning model_version", [first_day]
         ).fetchall()]  # fmt: skip
-        for derived in DERIVED_SCHEMAS:  # the rollups and folded states saw the events: the next build starts over
-            con.execute(f"drop schema if exists {derived} cascade")
+        build_plan.drop_derived(con)  # the rollups and folded states saw the events: the next build starts over
     champion = registry.champion(con)
     if champion is None:
         fallback = con.execute(

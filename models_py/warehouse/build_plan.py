@@ -16,7 +16,7 @@ from models_py.config import Settings
 from models_py.errors import BadInputError
 from models_py.shop_calendar import EPOCH
 from models_py.transaction import transaction
-from models_py.warehouse.schema import BUILD_PLAN
+from models_py.warehouse.schema import BUILD_PLAN, DERIVED_SCHEMAS
 
 FEATURES_MART = "marts.fct_visitor_features"
 LABELS_MART = "marts.fct_visitor_labels"
@@ -59,6 +59,13 @@ def check_servable(con: duckdb.DuckDBPyConnection, cfg: Settings, as_of: date) -
             f"as-of date {as_of} is after the last landed shop day + 1 ({last + timedelta(days=1)}): its features "
             "would miss events that have not arrived yet"
         )
+
+
+def drop_derived(con: duckdb.DuckDBPyConnection) -> None:
+    """Drop what dbt derived from the events (rollups, folded state, marts): the next build makes it anew, for the
+    dates it plans. After events were taken out, or when a new feature needs its history."""
+    for derived in DERIVED_SCHEMAS:
+        con.execute(f"drop schema if exists {derived} cascade")
 
 
 def spine(cfg: Settings, first: date, last: date) -> list[date]:

@@ -42,14 +42,20 @@ def latest_scored_date(con: duckdb.DuckDBPyConnection) -> date:
     return con.execute(f"select max(as_of_date) from {HISTORY_TABLE}").fetchone()[0]
 
 
-def previous_scores(con: duckdb.DuckDBPyConnection, as_of: date) -> tuple[int, float] | None:
-    """Row count and mean propensity of the last scored day before ``as_of`` (what tonight is compared with)."""
+def previous_scores(
+    con: duckdb.DuckDBPyConnection, as_of: date, model_version: str | None = None
+) -> tuple[int, float | None] | None:
+    """Row count and mean propensity of the last scored day before ``as_of`` (what tonight is compared with). The
+    mean is compared only between scores of the same model (``model_version``): another model may rightly shift it
+    (a new champion, a backfill scoring past days with the model of then)."""
     row = con.execute(
-        f"""select count(*), avg(propensity) from {HISTORY_TABLE}
+        f"""select count(*), avg(propensity), max(model_version) = ? from {HISTORY_TABLE}
             where as_of_date = (select max(as_of_date) from {HISTORY_TABLE} where as_of_date < ?)""",
-        [as_of],
+        [model_version, as_of],
     ).fetchone()
-    return (row[0], row[1]) if row and row[0] else None
+    if not row or not row[0]:
+        return None
+    return row[0], (row[1] if model_version is None or row[2] else None)
 
 
 def already_published(con: duckdb.DuckDBPyConnection, cfg: Settings, as_of: date) -> str | None:

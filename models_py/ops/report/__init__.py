@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import html
+import json
 from pathlib import Path
 
 import duckdb
 
+from models_py.config import PROJECT_ROOT
 from models_py.ops import results
 from models_py.ops.report.backtest import backtest_section, ceiling_section
+from models_py.ops.report.marketing import marketing_section
 from models_py.ops.report.page import STYLE, Page
 from models_py.ops.report.sections import data_section, drift_section, model_section
 from models_py.shop_calendar import ShopCalendar
@@ -24,6 +27,7 @@ def write_report(
 ) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     page = Page(folder)
+    marketing_section(page, con)
     data_section(page, con)
     model_section(page, con)
     drift_section(page, con)
@@ -43,9 +47,21 @@ def write_report(
     return index
 
 
+SHIPPED = PROJECT_ROOT / "reports"  # the scale-1 backtest and ceiling kept in git
+
+
 def refresh(con: duckdb.DuckDBPyConnection, reports_dir: Path, calendar: ShopCalendar, run_id: str, title: str) -> Path:
-    """The report of a run, with the latest saved backtest and ceiling."""
-    return write_report(
-        con, reports_dir / run_id, calendar, results.latest(reports_dir, "backtests"), title,
-        results.latest(reports_dir, "ceilings"),
-    )  # fmt: skip
+    """The report of a run, with the latest saved backtest and ceiling; without one run here, the ones measured on
+    the simulated scale-1 shop and shipped with the project (said so on the page)."""
+    backtest = results.latest(reports_dir, "backtests") or _shipped("backtest_scale1.json")
+    ceiling = results.latest(reports_dir, "ceilings") or _shipped("ceiling_scale1.json")
+    return write_report(con, reports_dir / run_id, calendar, backtest, title, ceiling)
+
+
+def _shipped(name: str) -> dict | None:
+    path = SHIPPED / name
+    if not path.is_file():
+        return None
+    found = json.loads(path.read_text())
+    found["shipped_from"] = f"reports/{name}, measured on the simulated scale-1 shop (not this warehouse)"
+    return found

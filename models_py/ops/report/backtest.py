@@ -86,8 +86,8 @@ def _over_cutoffs(page: Page, models: dict) -> str:
 
 
 def backtest_section(page: Page, summary: dict) -> None:
-    models, curves = summary["models"], summary["curves"]
-    when = summary["curves_as_of_date"]
+    models, curves = summary["models"], summary.get("curves")
+    when = summary.get("curves_as_of_date")
     rows = [[name] + [mean_sd(body, c) for c in BACKTEST_COLUMNS] for name, body in models.items()]
     metrics_table = table(["model", *BACKTEST_COLUMNS], rows)
     explain = (
@@ -99,11 +99,14 @@ def backtest_section(page: Page, summary: dict) -> None:
         "show that <code>scale_pos_weight</code> scores are not probabilities. The oracle is the simulator's true "
         "probability from each visitor's hidden state: no model can rank better on average.</p>"
     )
-    roc_pr, lift = _panel_charts(page, curves, when)
-    page.section(
-        "Out-of-time backtest", explain, metrics_table, roc_pr, _reliability(page, curves), lift,
-        _over_cutoffs(page, models),
-    )  # fmt: skip
+    if "shipped_from" in summary:
+        explain = f"<p><b>Shipped result</b>: {summary['shipped_from']}; run <code>propensity backtest</code> " \
+                  "for this warehouse's.</p>" + explain  # fmt: skip
+    charts = [_over_cutoffs(page, models)]
+    if curves:
+        roc_pr, lift = _panel_charts(page, curves, when)
+        charts = [roc_pr, _reliability(page, curves), lift, *charts]
+    page.section("Out-of-time backtest", explain, metrics_table, *charts)
 
 
 def ceiling_section(page: Page, result: dict) -> None:
@@ -119,5 +122,7 @@ def ceiling_section(page: Page, result: dict) -> None:
         "the part of the oracle's lead that the events do not reveal; what all of them leave is the learner's "
         "own shortfall.</p>"
     )
+    if "shipped_from" in result:
+        explain = f"<p><b>Shipped result</b>: {result['shipped_from']}.</p>" + explain
     ceiling_table = table(["features", "ROC AUC", "/ oracle", "over the product"], rows)
     page.section("How much of the oracle's lead is knowable", explain, ceiling_table)
