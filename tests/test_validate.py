@@ -93,7 +93,7 @@ def test_a_day_file_holding_another_days_events_stops_the_night_and_publishes_no
     )
     result = cli("nightly")
     assert result.returncode == code, result.stderr
-    assert named in result.stderr and "events_2015-09-18.csv" in result.stderr
+    assert named in result.stderr and "events_2015-09-18.csv, line 2" in result.stderr  # the file and the line
     assert served_sha(cfg) == served
     with duckdb.connect(str(cfg.warehouse_path), read_only=True) as wh:
         assert wh.execute("select count(*) from raw.events").fetchone()[0] == rows

@@ -223,24 +223,24 @@ def load_registered(con: duckdb.DuckDBPyConnection, version: str, folder: Path, 
     return load(folder, sha)
 
 
-def load_version(con: duckdb.DuckDBPyConnection, version: str) -> LoadedModel:
+def _registered_row(con: duckdb.DuckDBPyConnection, version: str) -> tuple[str, str]:
     row = con.execute(
         "select artifact_path, artifact_sha256 from ml.model_registry where model_version = ?", [version]
     ).fetchone()
     if not row:
         raise ArtifactError(f"no model {version} in the registry")
-    return load_registered(con, version, Path(row[0]), row[1])
+    return row
+
+
+def load_version(con: duckdb.DuckDBPyConnection, version: str) -> LoadedModel:
+    path, sha = _registered_row(con, version)
+    return load_registered(con, version, Path(path), sha)
 
 
 def set_champion(con: duckdb.DuckDBPyConnection, version: str) -> None:
     """Make ``version`` the champion (its artifact must verify); the old champion is retired."""
-    row = con.execute(
-        "select artifact_path, artifact_sha256 from ml.model_registry where model_version = ?", [version]
-    ).fetchone()
-    if not row:
-        raise ArtifactError(f"no model {version} in the registry")
-    folder = Path(row[0])
-    load_registered(con, version, folder, row[1])  # refuses a tampered artifact
+    load_version(con, version)  # refuses a tampered artifact
+    folder = Path(_registered_row(con, version)[0])
     sha = folder_sha256(folder)
     con.execute(
         "update ml.model_registry set status = 'retired', status_changed_at = now() "
