@@ -82,6 +82,7 @@ def _over_cutoffs(page: Page, models: dict) -> str:
         ax.plot(xs, [r["roc_auc"] for r in body["per_cutoff"]], "o-", label=name, color=COLORS.get(name), ms=3)
     ax.set_ylabel("ROC AUC")
     ax.legend(fontsize=8, ncol=3)
+    fig.autofmt_xdate()
     return page.figure("metrics_over_cutoffs", fig, "ROC AUC per weekly test cut-off")
 
 

@@ -50,7 +50,7 @@ def mean_sd(body: dict, key: str) -> str:
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }
 h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ddd; padding-bottom: .2em; margin-top: 2em; }
-table { border-collapse: collapse; font-size: .85em; margin: 1em 0; }
+table { border-collapse: collapse; font-size: .85em; margin: 1em 0; display: block; overflow-x: auto; max-width: 100%; }
 td, th { border: 1px solid #ddd; padding: .3em .6em; text-align: right; }
 td:first-child, th:first-child { text-align: left; }
 figure { display: inline-block; margin: .5em; } img { max-width: 100%; }

@@ -43,6 +43,7 @@ def data_section(page: Page, con: duckdb.DuckDBPyConnection) -> None:
     ax.scatter(days[weekend], counts[weekend], color="#d1495b", s=8, label="Saturday/Sunday", zorder=3)
     ax.set_ylabel("events per shop day")
     ax.legend()
+    fig.autofmt_xdate()  # dates slanted, so the labels never overlap
     daily_fig = page.figure("events_per_day", fig, "Events per shop day (days start 03:00 UTC): the weekly cycle")
 
     fig, ax = plt.subplots(figsize=(5, 3))
@@ -63,7 +64,8 @@ def model_section(page: Page, con: duckdb.DuckDBPyConnection) -> None:
     top = sorted(gain.items(), key=lambda kv: kv[1])[-20:]
     fig, ax = plt.subplots(figsize=(6, 5))
     ax.barh([k for k, _ in top], [v for _, v in top], color="#1b6ca8")
-    ax.set_xlabel("mean gain per split")
+    ax.set_xscale("log")  # one dominant feature would flatten the other 19 on a linear axis
+    ax.set_xlabel("mean gain per split (log scale)")
     importance_fig = page.figure("feature_importance", fig, f"Feature importance of {meta.version} (top 20 by gain)")
     m = meta.metrics
     card = table(
@@ -111,6 +113,6 @@ def drift_section(page: Page, con: duckdb.DuckDBPyConnection) -> None:
     shown = rows[:20][::-1]
     colors = ["#66a182" if r[2] == "ok" else "#d1495b" for r in shown]
     ax.barh([r[0] for r in shown], [r[1] for r in shown], color=colors)
-    ax.set_xlabel("population stability index, training population vs tonight")
+    ax.set_xlabel("PSI, training population vs tonight")
     drift_fig = page.figure("feature_drift", fig, "Feature drift of the latest run (red: above the warning level)")
     page.section("Drift (ml.feature_drift, ml.score_drift)", drift_fig, table(["feature", "PSI", "status"], rows))
