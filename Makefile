@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export DBT_PROFILES_DIR := $(CURDIR)
 
-.PHONY: setup run test lint format docs bench clean
+.PHONY: setup run test lint format docs report-check bench clean
 
 setup: $(BIN)/propensity
 
@@ -33,6 +33,9 @@ format: setup
 
 docs: setup
 	$(BIN)/propensity docs
+
+report-check: setup  # the newest report in headless Chromium (Debian: apt-get install chromium)
+	$(BIN)/propensity check-report
 
 bench: setup
 	$(BIN)/python -m jobs.bench

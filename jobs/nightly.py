@@ -68,7 +68,8 @@ def _ingest_and_plan(cfg: Settings, summary: RunSummary, as_of: date | None, fil
             gates.check_day_volumes(con, cfg, summary.run_id, parsed)
 
         tonight = files or landing.ready_files(cfg.landing_dir, say)
-        result = ingest.ingest(con, tonight, summary.run_id, cfg.calendar, cfg.landing_dir, gate, cfg.max_gap_days)
+        result = ingest.ingest(con, tonight, summary.run_id, cfg.calendar, cfg.landing_dir, gate, cfg.max_gap_days,
+                               cfg.earliest_event_ms)  # fmt: skip
         summary.rows_ingested, summary.files_loaded = result.rows_loaded, len(result.files_loaded)
         say(
             f"  {len(result.files_loaded)} new file(s), {result.rows_loaded:,} rows loaded, "

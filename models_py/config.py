@@ -10,7 +10,7 @@ import os
 import re
 import tomllib
 from dataclasses import dataclass, fields
-from datetime import date
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 
 from models_py.errors import BadInputError
@@ -41,6 +41,8 @@ class Settings:
     training_cutoffs: int
     cutoff_step_days: int
     cutoff_anchor: date
+    development_cutoffs: tuple[date, ...]
+    earliest_event_date: date
     max_gap_days: int
     day_volume_min_ratio: float
     retrain_every_days: int
@@ -49,6 +51,7 @@ class Settings:
     score_mean_ratio_limit: float
     drift_warn_psi: float
     drift_fail_psi: float
+    drift_warn_only_features: str
     max_visitor_cutoffs_per_build: int
     max_training_negatives: int
     score_batch_rows: int
@@ -62,6 +65,10 @@ class Settings:
     @property
     def calendar(self) -> ShopCalendar:
         return ShopCalendar(self.day_start_hour_utc)
+
+    @property
+    def earliest_event_ms(self) -> int:
+        return int(datetime.combine(self.earliest_event_date, time(), UTC).timestamp() * 1000)
 
     @property
     def landing_dir(self) -> Path:
@@ -82,6 +89,11 @@ def _value(name: str, spec: dict, raw: object) -> object:
             return date.fromisoformat(str(raw))
         except ValueError:
             raise SettingsError(f"{env}={raw!r} is not a date like 2015-01-02 (YYYY-MM-DD)") from None
+    if kind == "dates":
+        try:
+            return tuple(sorted(date.fromisoformat(d.strip()) for d in str(raw).split(",") if d.strip()))
+        except ValueError:
+            raise SettingsError(f"{env}={raw!r} is not a comma-separated list of dates like 2015-08-21") from None
     if kind == "str":
         return str(raw).strip()
     if kind == "memory":
@@ -134,8 +146,13 @@ def describe() -> list[tuple[str, str, str, str]]:
     """(variable, value in force, default, meaning) of every setting, for `propensity settings`."""
     cfg = settings()
     return [
-        (s["env"], str(getattr(cfg, name)), str(_value(name, s, s["default"])), s["help"]) for name, s in SPEC.items()
+        (s["env"], _shown(getattr(cfg, name)), _shown(_value(name, s, s["default"])), s["help"])
+        for name, s in SPEC.items()
     ]
+
+
+def _shown(value: object) -> str:
+    return ",".join(d.isoformat() for d in value) if isinstance(value, tuple) else str(value)
 
 
 def folder_env(root: Path) -> dict[str, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from datetime import timedelta
 from functools import partial
 from pathlib import Path
 
@@ -18,7 +19,8 @@ from models_py.world.oracle import truth_for
 
 @pytest.fixture(scope="session")
 def backtested(pipeline, small_world: Path, tmp_path_factory: pytest.TempPathFactory):
-    """A copy of the pipeline's warehouse with the backtest spine built and the latest two cut-offs backtested."""
+    """A copy of the pipeline's warehouse with the backtest spine built and two chosen cut-offs backtested: the
+    latest testable spine date and one three days before it, off the spine (built for the occasion)."""
     from jobs.backtest import run_backtest
     from models_py.config import settings
 
@@ -31,7 +33,11 @@ def backtested(pipeline, small_world: Path, tmp_path_factory: pytest.TempPathFac
         mp.setenv("PROPENSITY_WAREHOUSE", str(root / "propensity.duckdb"))
         mp.setenv("PROPENSITY_REPORTS_DIR", str(root / "reports"))
         bt_cfg = settings()
-        summary, path = run_backtest(bt_cfg, last=2, say=lambda _: None)
+        with session(bt_cfg, read_only=True) as con:
+            latest = backtest.testable_dates(con, bt_cfg.horizon_days, bt_cfg.training_cutoffs)[-1]
+        chosen = [latest - timedelta(days=3), latest]
+        summary, path = run_backtest(bt_cfg, last=None, say=lambda _: None, chosen=chosen)
+        assert summary["cutoffs"] == [d.isoformat() for d in chosen]
     # Outside the context: later tests must see the pipeline's environment again, not this copy's.
     yield bt_cfg, summary, path
 
@@ -59,6 +65,35 @@ def test_backtest_reports_every_model_per_cutoff_with_mean_and_sd(backtested) ->
             [summary["run_id"]],
         ).fetchone()
     assert stored == (len(backtest.MODELS), 2)
+
+
+def test_the_backtest_never_tests_on_a_development_cutoff(backtested) -> None:
+    """A development cut-off (design choices are tried there) is left out of the default test cut-offs and refused
+    when chosen; a cut-off without labelled history is refused by name."""
+    from dataclasses import replace
+
+    from models_py.modeling.train import TrainingError
+
+    cfg, summary, _ = backtested
+    with session(cfg, read_only=True) as con:
+        testable = backtest.testable_dates(con, cfg.horizon_days, cfg.training_cutoffs)
+        reserved = testable[-2]
+        dev_cfg = replace(cfg, development_cutoffs=(reserved,))
+        assert backtest.backtest_dates(con, dev_cfg) == [d for d in testable if d != reserved]
+        assert backtest.backtest_dates(con, replace(cfg, development_cutoffs=())) == testable
+        with pytest.raises(TrainingError, match=f"{reserved} is a development cut-off"):
+            backtest.backtest_dates(con, dev_cfg, [reserved, testable[-1]])
+        with pytest.raises(TrainingError, match=f"{testable[0] - timedelta(days=70)} has no complete labels"):
+            backtest.backtest_dates(con, dev_cfg, [testable[0] - timedelta(days=70)])
+
+
+def test_the_14_feature_model_is_tested_out_of_time_beside_the_product(backtested) -> None:
+    """The model that answers the original 14-feature payload has its own out-of-time row: it ranks better than
+    chance and, holding a subset of the product's information, not better than the product."""
+    _, summary, _ = backtested
+    product, companion = summary["models"]["product"], summary["models"]["product_14_features"]
+    assert 0.6 < companion["mean"]["roc_auc"] <= product["mean"]["roc_auc"] + 0.02
+    assert 0.0 < companion["mean"]["threshold"] < 1.0
 
 
 def test_every_choice_but_the_test_tuned_threshold_ignores_the_test_labels(backtested, tmp_path: Path) -> None:

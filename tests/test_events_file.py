@@ -83,3 +83,16 @@ def test_malformed_files_are_named_precisely(tmp_path: Path, body, line, column,
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(EventsFileError, match="no such file"):
         read_events(tmp_path / "nope.csv")
+
+
+def test_the_earliest_accepted_date_is_a_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An order system's export may start before 2000: the refusal names the setting, which then lets it in."""
+    from models_py.config import settings
+
+    old = _write(tmp_path, GOOD.replace("1439694000000", "915148800000"))  # 1999-01-01
+    with pytest.raises(EventsFileError, match=r"line 2.*before 2000-01-01 \(PROPENSITY_EARLIEST_EVENT_DATE"):
+        read_events(old)
+    monkeypatch.setenv("PROPENSITY_EARLIEST_EVENT_DATE", "1990-01-01")
+    cfg = settings()
+    assert cfg.earliest_event_ms == 631_152_000_000
+    assert read_events(old, earliest_ms=cfg.earliest_event_ms).num_rows == 3

@@ -22,7 +22,7 @@ import pytest
 from models_py.config import SettingsError, folder_env, settings
 from models_py.data import ingest, landing
 from models_py.data.events_file import HEADER, EventsFileError
-from models_py.errors import ResourceError, explain_environment_failure
+from models_py.errors import GateFailed, ResourceError, explain_environment_failure
 from models_py.modeling.dataset import SEED_FEATURES
 from models_py.modeling.population import psi, shares
 from models_py.ops import job_lock, registry
@@ -286,6 +286,36 @@ def test_10_psi_sees_activity_vanishing_or_growing_tenfold() -> None:
     assert psi(ref_shares, shares(reference[::-1].copy(), edges)) < 0.01  # the same population
     assert psi(ref_shares, shares(np.zeros_like(reference), edges)) > 0.5  # every value drops to zero
     assert psi(ref_shares, shares(reference * 10, edges)) > 0.5  # the active few grow tenfold
+
+
+def test_10_a_visitors_age_drifts_by_design_and_never_stops_a_night() -> None:
+    """Against the training population, days_since_first_event drifts as the shop ages (in a shop whose visitors all
+    arrived early, every night): its drift is stored and warned about, never a failed gate; other features fail."""
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    from models_py.modeling.population import profile
+    from models_py.ops import drift
+
+    features = ["days_since_first_event", "views_7d"]
+    rng = np.random.default_rng(5)
+    then = np.column_stack([rng.integers(0, 60, 20_000), rng.poisson(2, 20_000)]).astype(np.float32)
+    now = then + np.array([200, 0], dtype=np.float32)  # everyone 200 days older, as active as before
+    model = SimpleNamespace(features=features, version="20150101-0000000000",
+                            meta=SimpleNamespace(population_profile=profile(then, features),
+                                                 validation_as_of_date="2015-01-01"))  # fmt: skip
+    cfg = settings()
+    con = duckdb.connect()
+    schema.ensure(con)
+    found = {d.name: d for d in drift.feature_drift(con, cfg, "r1", date(2015, 6, 1), model, now)}
+    assert found["days_since_first_event"].psi > cfg.drift_fail_psi
+    assert found["days_since_first_event"].status == "warn"
+    drift.raise_if_drifted(list(found.values()), "test", cfg.drift_fail_psi)  # no failure
+    strict = replace(cfg, drift_warn_only_features="")
+    found = {d.name: d for d in drift.feature_drift(con, strict, "r2", date(2015, 6, 1), model, now)}
+    assert found["days_since_first_event"].status == "fail"
+    with pytest.raises(GateFailed, match="days_since_first_event"):
+        drift.raise_if_drifted(list(found.values()), "test", cfg.drift_fail_psi)
 
 
 def test_10_a_day_far_below_its_usual_volume_stops_the_night(own_world) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -258,6 +259,33 @@ def test_training_reads_every_buyer_and_a_bounded_sample_of_non_buyers(pipeline)
     assert abs(kept - keep * negatives) < 4 * math.sqrt(keep * negatives)
 
 
+def test_validation_metrics_come_from_rows_that_neither_stopped_nor_calibrated_the_model(pipeline) -> None:
+    """The validation cut-off's visitors have one role each: half stop the boosting, a quarter calibrate and pick
+    the threshold, a quarter only measure. The stored metrics are recomputed here from the held-out quarter, and
+    they are not what the calibration rows would have said."""
+    from models_py.modeling import dataset as feats
+    from models_py.modeling import evaluate
+    from models_py.modeling.model import probabilities
+    from models_py.modeling.train import CALIBRATION, HELD_OUT, STOPPING, validation_roles
+
+    cfg, _ = pipeline
+    model = registry.load_pointed_champion(cfg.models_dir)
+    day = date.fromisoformat(model.meta.validation_as_of_date)
+    with duckdb.connect(str(cfg.warehouse_path), read_only=True) as con:
+        va = feats.labelled(con, [day], model.features)
+    roles = validation_roles(va.visitor_id)
+    assert np.array_equal(roles, validation_roles(va.visitor_id.copy()))  # fixed by the visitor, not by chance
+    shares = [float((roles == r).mean()) for r in (STOPPING, CALIBRATION, HELD_OUT)]
+    assert shares == pytest.approx([0.5, 0.25, 0.25], abs=0.03)
+    p = probabilities(model, va.x, cfg.threads)
+    held_out = evaluate.metrics(va.y[roles == HELD_OUT], p[roles == HELD_OUT], model.threshold)
+    on_calibration = evaluate.metrics(va.y[roles == CALIBRATION], p[roles == CALIBRATION], model.threshold)
+    assert model.meta.metrics["held_out_rows"] == (roles == HELD_OUT).sum()
+    for name in ("roc_auc", "log_loss", "ece", "precision", "recall", "f1"):
+        assert model.meta.metrics[name] == pytest.approx(held_out[name], abs=1e-6), name
+    assert model.meta.metrics["log_loss"] != pytest.approx(on_calibration["log_loss"], abs=1e-6)
+
+
 def test_the_original_payload_is_scored_by_the_14_feature_companion(pipeline) -> None:
     """The original API's 14-feature payload is scored by the champion's 14-feature companion: a visitor's payload
     gives exactly the companion's batch score of that visitor, and the ranking agrees with the nightly scores
@@ -305,3 +333,26 @@ def test_the_nightly_report_opens_with_the_audiences_and_every_image_exists(pipe
     assert "Shipped result" in page and "Out-of-time backtest" in page
     images = re.findall(r'<img src="([^"]+)"', page)
     assert images and all((index.parent / src).is_file() for src in images)
+
+
+@pytest.mark.skipif(
+    not any(shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome")),
+    reason="no headless Chromium here (Debian: apt-get install chromium); `make report-check` needs one",
+)
+def test_the_report_renders_in_headless_chromium_and_a_broken_image_is_named(pipeline, tmp_path: Path) -> None:
+    from models_py.ops.report.browser_check import ReportCheckFailed, check
+
+    cfg, summary = pipeline
+    folder = tmp_path / "report"
+    shutil.copytree(cfg.reports_dir / summary.run_id, folder)
+    rendering = check(folder / "index.html")
+    assert len(rendering.images) >= 5 and rendering.page_width <= rendering.viewport
+    broken = sorted(folder.glob("*.png"))[0]
+    broken.write_bytes(broken.read_bytes()[:100])  # a cut PNG: on disk, but no browser can show it
+    with pytest.raises(ReportCheckFailed, match=f"image {broken.name} did not load"):
+        check(folder / "index.html")
+    broken.unlink()
+    page = (folder / "index.html").read_text()
+    (folder / "index.html").write_text(page.replace("</h1>", "</h1><div style='width:3000px'>wide</div>", 1))
+    with pytest.raises(ReportCheckFailed, match=r"did not load; the page is \d+ px wide"):
+        check(folder / "index.html")

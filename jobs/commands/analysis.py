@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import typer
 
@@ -17,11 +18,18 @@ app = typer.Typer()
 def backtest(
     last: int = typer.Option(None, help="Only the latest N test cut-offs (default: every one the data allows)."),
     as_json: bool = typer.Option(False, "--json", help="Print the machine-readable summary on standard output."),
+    cutoffs: str = typer.Option(
+        None,
+        help="Test on these cut-offs only, comma-separated YYYY-MM-DD (month ends, say); they are built if the "
+        "spine lacks them. Default: every testable spine cut-off but the development ones.",
+    ),
 ) -> None:
-    """Out-of-time backtest over weekly cut-offs: the product's model against the seed's models and heuristics."""
+    """Out-of-time backtest over the spine's cut-offs: the product's model against the seed's models and heuristics
+    (never on PROPENSITY_DEVELOPMENT_CUTOFFS, where design choices are tried)."""
     from jobs.backtest import run_backtest
 
-    summary, path = run_backtest(settings(), last, say)
+    chosen = [parse_date(d.strip(), "--cutoffs") for d in cutoffs.split(",") if d.strip()] if cutoffs else None
+    summary, path = run_backtest(settings(), last, say, chosen)
     if as_json:
         typer.echo(json.dumps({k: v for k, v in summary.items() if k != "curves"}, indent=1))
     else:
@@ -32,7 +40,9 @@ def backtest(
 def backtest_table(summary: dict) -> str:
     columns = ("roc_auc", "auc_to_oracle", "pr_auc", "ece", "precision", "recall", "f1", "precision_at_1pct",
                "lift_top_decile")  # fmt: skip
-    lines = [f"{len(summary['cutoffs'])} test cut-offs {summary['cutoffs'][0]}..{summary['cutoffs'][-1]}, mean +- sd",
+    reserved = ", ".join(summary.get("development_cutoffs", [])) or "none"
+    lines = [f"{len(summary['cutoffs'])} test cut-offs {summary['cutoffs'][0]}..{summary['cutoffs'][-1]}, mean +- sd "
+             f"(development cut-offs, never tested on: {reserved})",
              f"{'model':20}" + "".join(f"{c:>19}" for c in columns)]  # fmt: skip
     for name, body in summary["models"].items():
         cells = []
@@ -77,6 +87,21 @@ def report() -> None:
     with session(cfg, read_only=True) as con:
         index = report_mod.refresh(con, cfg.reports_dir, cfg.calendar, run_id, f"Purchase propensity report {run_id}")
     typer.echo(f"report: {index}")
+
+
+@app.command("check-report")
+def check_report(
+    index: Path = typer.Argument(None, help="A report's index.html (default: the newest under the reports folder)."),
+) -> None:
+    """Render a report in headless Chromium; fail, naming them, on images it cannot show or a page too wide."""
+    from models_py.ops.report.browser_check import check
+
+    if index is None:
+        pages = sorted(settings().reports_dir.glob("*/index.html"), key=lambda p: p.stat().st_mtime)
+        index = pages[-1] if pages else settings().reports_dir / "<none>" / "index.html"
+    rendering = check(index)
+    typer.echo(f"{index}: {len(rendering.images)} images shown, page {rendering.page_width} px in a "
+               f"{rendering.viewport} px window")  # fmt: skip
 
 
 @app.command()

@@ -64,7 +64,8 @@ def ingest(
     cfg = settings()
     with session(cfg, create=True) as con:
         tonight = files or landing.ready_files(cfg.landing_dir, say)
-        r = ingest_mod.ingest(con, tonight, new_run_id(), cfg.calendar, cfg.landing_dir, None, cfg.max_gap_days)
+        r = ingest_mod.ingest(con, tonight, new_run_id(), cfg.calendar, cfg.landing_dir, None, cfg.max_gap_days,
+                              cfg.earliest_event_ms)  # fmt: skip
     typer.echo(
         f"{len(r.files_loaded)} file(s) loaded, {r.rows_loaded:,} rows, {r.duplicates_dropped:,} duplicates dropped, "
         f"{len(r.files_skipped)} already loaded"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
@@ -21,7 +22,7 @@ HEADER = ",".join(EVENT_COLUMNS)
 KAGGLE_EVENTS_SIZE = 94_237_913
 KAGGLE_EVENTS_SHA256 = "3745aa83238b1e6d44d8fda209807899f420084398f94ddf745f3cbcfecbf9e7"
 
-EARLIEST_MS = 946_684_800_000  # 2000-01-01: anything older is not a clickstream of ours
+EARLIEST_MS = 946_684_800_000  # 2000-01-01, PROPENSITY_EARLIEST_EVENT_DATE's default
 SECONDS_NOT_MS_BELOW = 100_000_000_000  # 1973 in ms, but 5138 AD in seconds
 FUTURE_SLACK_MS = 86_400_000
 
@@ -110,7 +111,7 @@ def _first_bad(mask: pa.ChunkedArray | pa.Array) -> int | None:
     return int(pc.index(mask, True).as_py())
 
 
-def read_events(path: Path | str, now_ms: int | None = None) -> pa.Table:
+def read_events(path: Path | str, now_ms: int | None = None, earliest_ms: int = EARLIEST_MS) -> pa.Table:
     """Parse one events file into typed Arrow columns, or raise EventsFileError naming the first problem."""
     path = Path(path)
     if not path.is_file():
@@ -121,7 +122,7 @@ def read_events(path: Path | str, now_ms: int | None = None) -> pa.Table:
     if header != HEADER:
         raise EventsFileError(path, f"header must be exactly '{HEADER}', found '{header}'", line=1)
     raw = _read_text_columns(path)
-    _check_values(path, raw, int(time.time() * 1000) if now_ms is None else now_ms)
+    _check_values(path, raw, int(time.time() * 1000) if now_ms is None else now_ms, earliest_ms)
     is_tx = pc.equal(raw["event"], "transaction")
     return pa.table(
         {
@@ -167,7 +168,7 @@ def _read_text_columns(path: Path) -> pa.Table:
     return raw
 
 
-def _check_values(path: Path, raw: pa.Table, now_ms: int) -> None:
+def _check_values(path: Path, raw: pa.Table, now_ms: int, earliest_ms: int) -> None:
     """The first row whose value breaks the schema, named by line and column; the checks run column-wise."""
 
     def check(bad_rows: pa.ChunkedArray | pa.Array, column: str | None, problem: str) -> None:
@@ -195,7 +196,9 @@ def _check_values(path: Path, raw: pa.Table, now_ms: int) -> None:
     ts = pc.cast(raw["timestamp"], pa.int64())
     check(pc.less(ts, SECONDS_NOT_MS_BELOW), "timestamp",
           "timestamp looks like seconds since 1970, expected milliseconds")  # fmt: skip
-    check(pc.less(ts, EARLIEST_MS), "timestamp", "timestamp is before 2000-01-01")
+    earliest = datetime.fromtimestamp(earliest_ms / 1000, UTC).date()
+    check(pc.less(ts, earliest_ms), "timestamp",
+          f"timestamp is before {earliest} (PROPENSITY_EARLIEST_EVENT_DATE: set it for an older log)")  # fmt: skip
     check(pc.greater(ts, now_ms + FUTURE_SLACK_MS), "timestamp", "timestamp is in the future")
 
 

@@ -43,6 +43,7 @@ def ingest(
     landing: Path | None = None,
     gate: Callable[[list[tuple[Path, pa.Table]]], None] | None = None,
     max_gap_days: int = 14,
+    earliest_ms: int = events_file.EARLIEST_MS,
 ) -> IngestResult:
     """Validate every new file first (complete, parser, dates, then ``gate``), then load them all in one
     transaction."""
@@ -50,7 +51,7 @@ def ingest(
     for path in files:
         check_complete(path)
     pending = _new_files(con, files, result)
-    parsed = [(path, digest, events_file.read_events(path)) for path, digest in pending]
+    parsed = [(path, digest, events_file.read_events(path, earliest_ms=earliest_ms)) for path, digest in pending]
     refuse_loaded_days(con, parsed, calendar)
     refuse_gaps(con, parsed, calendar, max_gap_days)
     if gate and parsed:

@@ -19,11 +19,13 @@ from sklearn.metrics import precision_recall_curve, roc_curve
 from models_py.config import Settings
 from models_py.modeling import baselines, evaluate
 from models_py.modeling.baselines import Prediction
-from models_py.modeling.dataset import LabelledSet, labelled, labelled_dates, product_features
+from models_py.modeling.dataset import SEED_FEATURES, LabelledSet, labelled, labelled_dates, product_features
 from models_py.modeling.model import probabilities
 from models_py.modeling.train import TrainingError, fit, split_dates
 
-MODELS = ("product", "seed_v2", "seed_v2_test_tuned", "seed_v1", "recency", "cart_heuristic", "oracle")
+MODELS = (
+    "product", "product_14_features", "seed_v2", "seed_v2_test_tuned", "seed_v1", "recency", "cart_heuristic", "oracle",
+)  # fmt: skip
 SUMMARY_METRICS = (
     "roc_auc", "pr_auc", "log_loss", "brier", "ece", "precision", "recall", "f1", "threshold",
     "precision_at_1pct", "precision_at_5pct", "precision_at_10pct", "lift_top_decile", "oracle_roc_auc",
@@ -34,7 +36,7 @@ SUMMARY_METRICS = (
 Oracle = Callable[[np.ndarray, date], np.ndarray]
 
 
-def backtest_dates(con: duckdb.DuckDBPyConnection, horizon_days: int, training_cutoffs: int) -> list[date]:
+def testable_dates(con: duckdb.DuckDBPyConnection, horizon_days: int, training_cutoffs: int) -> list[date]:
     """Every cut-off with complete labels that has at least one training and one validation cut-off before it."""
     complete = labelled_dates(con, date.max, horizon_days)
     out = []
@@ -45,6 +47,22 @@ def backtest_dates(con: duckdb.DuckDBPyConnection, horizon_days: int, training_c
             continue
         out.append(t)
     return out
+
+
+def backtest_dates(con: duckdb.DuckDBPyConnection, cfg: Settings, chosen: list[date] | None = None) -> list[date]:
+    """The test cut-offs: the chosen ones, or every testable one, never a development cut-off (design choices were
+    tried there, so a score on it would flatter the product)."""
+    testable = testable_dates(con, cfg.horizon_days, cfg.training_cutoffs)
+    reserved = set(cfg.development_cutoffs)
+    if not chosen:
+        return [d for d in testable if d not in reserved]
+    problems = [f"{d} is a development cut-off (PROPENSITY_DEVELOPMENT_CUTOFFS)" for d in chosen if d in reserved]
+    problems += [
+        f"{d} has no complete labels or too little labelled history before it" for d in chosen if d not in testable
+    ]
+    if problems:
+        raise TrainingError("cannot test on the chosen cut-offs: " + "; ".join(problems))
+    return sorted(set(chosen))
 
 
 def predict_cutoff(
@@ -58,8 +76,13 @@ def predict_cutoff(
     # The seed trained on a single cut-off: the latest one whose labels end before the validation cut-off.
     seed_train = labelled(con, [train_dates[-1]], features)
 
-    product = fit(con, train_dates, validation_date, features, cfg)
+    product = fit(con, train_dates, validation_date, features, cfg, companion_features=list(SEED_FEATURES))
     out = {"product": Prediction(probabilities(product, test.x, cfg.threads), product.threshold)}
+    # The companion that answers the original API's 14-feature payload, tested like the product.
+    companion = product.companion
+    columns = [features.index(f) for f in companion.features]
+    out["product_14_features"] = Prediction(probabilities(companion, test.x[:, columns], cfg.threads),
+                                            companion.threshold)  # fmt: skip
     out.update(baselines.seed_v2(seed_train, val, test, cfg.threads))
     out["seed_v1"] = baselines.seed_v1(seed_train, val, test)
     out["recency"] = baselines.recency(val, test)
@@ -100,15 +123,17 @@ def run(
     oracle: Oracle | None,
     last: int | None = None,
     progress: Callable[[str], None] | None = None,
+    chosen: list[date] | None = None,
 ) -> dict:
     """The backtest summary: per model, metrics per test cut-off and their mean and sd, plus the latest curves."""
-    dates = backtest_dates(con, cfg.horizon_days, cfg.training_cutoffs)
+    dates = backtest_dates(con, cfg, chosen)
     if last:
         dates = dates[-last:]
     if not dates:
         raise TrainingError(
             "no cut-off has both complete labels and two labelled cut-offs before it: "
-            "a backtest needs at least three weekly cut-offs with complete labels"
+            "a backtest needs at least three spine cut-offs with complete labels, besides the development ones "
+            f"({', '.join(map(str, cfg.development_cutoffs)) or 'none'})"
         )
     per_model: dict[str, list[dict]] = {}
     latest_curves: dict[str, dict] = {}
@@ -139,6 +164,7 @@ def run(
         }
     return {
         "cutoffs": [d.isoformat() for d in dates],
+        "development_cutoffs": [d.isoformat() for d in cfg.development_cutoffs],
         "horizon_days": cfg.horizon_days,
         "training_cutoffs": cfg.training_cutoffs,
         "models": models,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
@@ -41,6 +42,7 @@ PARAMS = {
 MAX_ROUNDS = 1500
 EARLY_STOPPING_ROUNDS = 50
 NEGATIVE_KEEP_RATE = 0.25  # negatives are >99.9% of rows: keep a quarter, weight them 4x (expected loss unchanged)
+STOPPING, CALIBRATION, HELD_OUT = 0, 1, 2  # the roles of the validation cut-off's visitors
 
 
 class TrainingError(JobFailed):
@@ -54,8 +56,9 @@ class Companion:
 
     booster: xgb.Booster
     calibration: calibrate.Calibration
-    features: list[str]
+    threshold: float
     metrics: dict[str, float]
+    features: list[str]
 
 
 @dataclass
@@ -96,6 +99,7 @@ def fit(
     cfg: Settings,
     source: str = FEATURES_TABLE,
     companion_features: list[str] | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> TrainedModel:
     keep = negative_keep_rate(negatives(con, train_dates), cfg.max_training_negatives)
     tr = labelled(con, train_dates, features, negative_keep_rate=keep, source=source)
@@ -108,46 +112,79 @@ def fit(
     )  # fmt: skip
     training_rows = tr.y.size
     del tr  # the DMatrix holds its own copy; a large shop needs the memory for the validation rows
-    # Validation visitors are split in two: one half stops the boosting, the other fits the calibration and picks
-    # the threshold. The validation metrics below are measured on that second half too.
     va = labelled(con, [validation_date], features, source=source)
-    stop_half = hash_unit(va.visitor_id, 17) < 0.5
-    booster, calibration, p = _boost_and_calibrate(dtrain, va.x, va.y, stop_half, features, cfg, validation_date)
-    threshold = evaluate.best_f1_threshold(va.y[~stop_half], p)
-    metrics = evaluate.metrics(va.y[~stop_half], p, threshold)
+    roles = validation_roles(va.visitor_id)
+    booster, calibration, threshold, metrics = _boost_and_calibrate(
+        dtrain, va.x, va.y, roles, features, cfg, validation_date, progress
+    )
     metrics["training_rows"] = float(training_rows)
     metrics["negative_keep_rate"] = keep
     companion = None
     if dtrain_companion is not None:
-        c_booster, c_calibration, c_p = _boost_and_calibrate(
-            dtrain_companion, va.x[:, columns], va.y, stop_half, list(companion_features), cfg, validation_date
-        )
-        c_metrics = evaluate.metrics(va.y[~stop_half], c_p, threshold)
-        companion = Companion(c_booster, c_calibration, list(companion_features), c_metrics)
+        companion = Companion(
+            *_boost_and_calibrate(dtrain_companion, va.x[:, columns], va.y, roles, companion_features, cfg,
+                                  validation_date, progress),
+            features=list(companion_features),
+        )  # fmt: skip
     return TrainedModel(
         booster, calibration, threshold, list(features), list(train_dates), validation_date, metrics,
         population.profile(va.x, list(features)), companion,
     )  # fmt: skip
 
 
-def _boost_and_calibrate(dtrain, va_x, va_y, stop_half, features: list[str], cfg: Settings, validation_date: date):
-    """Boost with early stopping on one half of the validation rows; calibrate on the other half."""
-    dstop = xgb.DMatrix(va_x[stop_half], label=va_y[stop_half], feature_names=features, nthread=cfg.threads)
+def validation_roles(visitor_id: np.ndarray) -> np.ndarray:
+    """Each validation visitor's one role, fixed by its id: half stop the boosting; of the other half, one half fits
+    the calibration and picks the threshold, and the rest (a quarter) measure the model, having done neither. One
+    hash cuts all three (two salted hashes of the same id are correlated)."""
+    u = hash_unit(visitor_id, 17)
+    return np.select([u < 0.5, u < 0.75], [STOPPING, CALIBRATION], HELD_OUT)
+
+
+class _Progress(xgb.callback.TrainingCallback):
+    """A line every few hundred rounds: training a large shop takes minutes and should not look hung."""
+
+    def __init__(self, say: Callable[[str], None], n_features: int, every: int = 200) -> None:
+        self.say, self.n_features, self.every, self.started = say, n_features, every, time.monotonic()
+
+    def after_iteration(self, model, epoch: int, evals_log) -> bool:
+        if epoch and epoch % self.every == 0:
+            loss = evals_log["validation"]["logloss"][-1]
+            self.say(f"  {self.n_features} features: {epoch} trees, stopping-rows log loss {loss:.5f}, "
+                     f"{time.monotonic() - self.started:.0f} s")  # fmt: skip
+        return False
+
+
+def _boost_and_calibrate(
+    dtrain, va_x, va_y, roles, features: list[str], cfg: Settings, validation_date: date, progress=None
+):
+    """Boost with early stopping on the stopping rows; calibrate and pick the threshold on the calibration rows;
+    measure on the held-out rows. Returns (booster, calibration, threshold, held-out metrics)."""
+
+    def matrix(role: int, label: bool = False) -> xgb.DMatrix:
+        rows = roles == role
+        return xgb.DMatrix(va_x[rows], label=va_y[rows] if label else None, feature_names=features,
+                           nthread=cfg.threads)  # fmt: skip
+
     booster = xgb.train(
         {**PARAMS, "nthread": cfg.threads},
         dtrain,
         num_boost_round=MAX_ROUNDS,
-        evals=[(dstop, "validation")],
+        evals=[(matrix(STOPPING, label=True), "validation")],
         early_stopping_rounds=EARLY_STOPPING_ROUNDS,
         verbose_eval=False,
+        callbacks=[_Progress(progress, len(features))] if progress else None,
     )
     booster = booster[: booster.best_iteration + 1]
-    raw = booster.predict(xgb.DMatrix(va_x[~stop_half], feature_names=features, nthread=cfg.threads))
+    y_cal, raw_cal = va_y[roles == CALIBRATION], booster.predict(matrix(CALIBRATION))
     try:
-        calibration = calibrate.LogOddsCalibration.fit(raw, va_y[~stop_half])
+        calibration = calibrate.LogOddsCalibration.fit(raw_cal, y_cal)
     except ValueError as exc:
         raise TrainingError(f"cannot calibrate on the validation cut-off {validation_date}: {exc}") from exc
-    return booster, calibration, calibration.apply(raw)
+    threshold = evaluate.best_f1_threshold(y_cal, calibration.apply(raw_cal))
+    held_out = calibration.apply(booster.predict(matrix(HELD_OUT)))
+    metrics = evaluate.metrics(va_y[roles == HELD_OUT], held_out, threshold)
+    metrics["held_out_rows"] = float(held_out.size)
+    return booster, calibration, threshold, metrics
 
 
 def train(
@@ -161,4 +198,5 @@ def train(
             f"training on {len(train_dates)} cut-offs {train_dates[0]}..{train_dates[-1]}, "
             f"validating on {validation_date}, {len(features)} features"
         )
-    return fit(con, train_dates, validation_date, features, cfg, companion_features=list(SEED_FEATURES))
+    return fit(con, train_dates, validation_date, features, cfg, companion_features=list(SEED_FEATURES),
+               progress=progress)  # fmt: skip

@@ -9,6 +9,7 @@ taken from the batches scoring reads anyway.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
@@ -41,11 +42,13 @@ def feature_drift(
 ) -> list[Drift]:
     """PSI of every model feature between the model's validation population and tonight's sample."""
     reference = model.meta.population_profile or _profile_from_mart(con, model)
+    warn_only = {f.strip() for f in cfg.drift_warn_only_features.split(",")}
     drifts = []
     for j, name in enumerate(model.features):
         ref = reference[name]
         value = psi(ref["shares"], shares(sample[:, j], ref["edges"]))
-        drifts.append(Drift(name, value, status(value, cfg.drift_warn_psi, cfg.drift_fail_psi)))
+        fail = math.inf if name in warn_only else cfg.drift_fail_psi
+        drifts.append(Drift(name, value, status(value, cfg.drift_warn_psi, fail)))
     con.execute(f"delete from {FEATURE_DRIFT} where run_id = ?", [run_id])
     con.executemany(
         f"insert into {FEATURE_DRIFT} (run_id, as_of_date, reference_as_of_date, model_version, feature, psi, status) "

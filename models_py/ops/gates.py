@@ -16,7 +16,6 @@ import numpy as np
 import pyarrow as pa
 
 from models_py.config import Settings
-from models_py.data.events_file import EARLIEST_MS
 from models_py.errors import GateFailed
 from models_py.ops.expectations import Outcome, run_suite
 from models_py.shop_calendar import DAY_MS, ShopCalendar
@@ -49,7 +48,7 @@ def _with_file_days(files: list[tuple[Path, pa.Table]], calendar: ShopCalendar) 
     parts = []
     for path, table in files:
         match = re.fullmatch(r"events_(\d{4}-\d{2}-\d{2})\.csv", path.name)
-        start = calendar.day_start_ms(date.fromisoformat(match.group(1))) if match else EARLIEST_MS
+        start = calendar.day_start_ms(date.fromisoformat(match.group(1))) if match else 0
         end = start + DAY_MS if match else far_future
         n = table.num_rows
         parts.append(

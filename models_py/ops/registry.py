@@ -127,6 +127,7 @@ def save(models_dir: Path, booster: xgb.Booster, meta: ModelMetadata, companion:
         meta.extra["seed_companion"] = {
             "features": companion.features,
             "calibration": calibrate.to_dict(companion.calibration),
+            "threshold": companion.threshold,
             "metrics": companion.metrics,
         }
     (folder / "metadata.json").write_text(json.dumps(asdict(meta), indent=2, default=str) + "\n")

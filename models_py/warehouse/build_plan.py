@@ -110,10 +110,20 @@ def plan_night(con: duckdb.DuckDBPyConnection, cfg: Settings, as_of: date) -> Bu
     return _plan(con, cfg, training_spine(cfg, first_day, as_of), as_of)
 
 
-def plan_backtest(con: duckdb.DuckDBPyConnection, cfg: Settings) -> tuple[list[date], BuildPlan]:
-    """Every spine date with a full feature window, up to the latest as-of date."""
+def plan_backtest(
+    con: duckdb.DuckDBPyConnection, cfg: Settings, chosen: list[date] | None = None
+) -> tuple[list[date], BuildPlan]:
+    """Every spine date with a full feature window, up to the latest as-of date, and any chosen test cut-offs
+    (month ends, say), which must have a full feature window too."""
     first_day, _ = loaded_days(con, cfg)
-    dates = spine(cfg, first_day + timedelta(days=WARM_UP_DAYS), latest_as_of(con, cfg))
+    first, last = first_day + timedelta(days=WARM_UP_DAYS), latest_as_of(con, cfg)
+    outside = [d for d in chosen or [] if not first <= d <= last]
+    if outside:
+        raise BadInputError(
+            f"cut-off(s) {', '.join(map(str, outside))} outside {first}..{last}, the dates with a full "
+            f"{WARM_UP_DAYS}-day feature window in the loaded events"
+        )
+    dates = sorted(set(spine(cfg, first, last)) | set(chosen or []))
     return dates, _plan(con, cfg, dates, None)
 
 
