@@ -356,3 +356,24 @@ def test_the_report_renders_in_headless_chromium_and_a_broken_image_is_named(pip
     (folder / "index.html").write_text(page.replace("</h1>", "</h1><div style='width:3000px'>wide</div>", 1))
     with pytest.raises(ReportCheckFailed, match=r"did not load; the page is \d+ px wide"):
         check(folder / "index.html")
+
+
+def test_the_same_trees_calibrated_differently_are_another_model_version() -> None:
+    """A version names what turns features into a published probability: the trees, the calibration and the
+    threshold. (It hashed the trees alone, so a recalibrated model was taken for the old one and kept its metadata.)"""
+    import xgboost as xgb
+
+    from models_py.modeling.train import TrainedModel
+
+    rng = np.random.default_rng(0)
+    x = rng.random((200, 3)).astype(np.float32)
+    booster = xgb.train({"objective": "binary:logistic"}, xgb.DMatrix(x, label=x[:, 0] > 0.5), num_boost_round=3)
+
+    def model(slope: float, threshold: float) -> TrainedModel:
+        return TrainedModel(booster, LogOddsCalibration(slope, 0.0), threshold, ["a", "b", "c"], [], date(2015, 1, 2),
+                            {}, {})  # fmt: skip
+
+    same = registry.scoring_sha256(model(1.0, 0.3))
+    assert registry.scoring_sha256(model(1.0, 0.3)) == same
+    assert registry.scoring_sha256(model(1.1, 0.3)) != same
+    assert registry.scoring_sha256(model(1.0, 0.4)) != same

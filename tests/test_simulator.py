@@ -7,6 +7,7 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
+import pyarrow.compute as pc
 import pytest
 
 from models_py.data import events_file
@@ -130,3 +131,17 @@ def test_shop_parameters_change_by_name_and_a_wrong_name_is_refused() -> None:
     for bad in ("arrival_taste=0.9", "days=thirty", "days"):
         with pytest.raises(BadInputError, match="--param"):
             ShopParameters().with_overrides([bad])
+
+
+def test_an_order_system_export_of_the_same_shop_holds_its_transactions_only(small_world: Path, tmp_path: Path) -> None:
+    """`simulate --events transaction`: the same shop, seen through an order system (every purchase, nothing else)."""
+    simulator.simulate(tmp_path / "landing", tmp_path / "truth", scale=SMALL_SCALE, seed=SMALL_SEED,
+                       event_types=("transaction",))  # fmt: skip
+    for day in ("events_2015-06-01.csv", "events_2015-09-17.csv"):
+        everything = events_file.read_events(small_world / "landing" / day)
+        orders = events_file.read_events(tmp_path / "landing" / day)
+        assert set(orders["event"].to_pylist()) <= {"transaction"}
+        assert orders.equals(everything.filter(pc.equal(everything["event"], "transaction")))
+    assert (tmp_path / "truth" / "visitors_00000.parquet").read_bytes() == (
+        small_world / "truth" / "visitors_00000.parquet"
+    ).read_bytes()

@@ -9,7 +9,8 @@ import typer
 
 from jobs.commands.common import one_job_at_a_time, parse_date, say
 from models_py.config import settings
-from models_py.errors import JobFailed
+from models_py.data.events_file import EVENT_TYPES
+from models_py.errors import BadInputError, JobFailed
 
 app = typer.Typer()
 
@@ -22,6 +23,9 @@ def simulate(
     truth_dir: Path = typer.Option(None, help="Where the hidden truth goes (default: data/truth/)."),
     param: list[str] = typer.Option(None, help="Change a shop parameter, NAME=VALUE (repeatable)."),
     stats: bool = typer.Option(False, "--stats", help="Print the shape next to the real dataset's, and the oracle."),
+    events: str = typer.Option(
+        None, help="Write only these event types, comma-separated ('transaction': an order system's export)."
+    ),
 ) -> None:
     """Simulate a Retail Rocket-shaped shop: one events_YYYY-MM-DD.csv per shop day, plus its hidden truth."""
     from models_py.world import shop_stats
@@ -32,7 +36,11 @@ def simulate(
     out, truth_dir = out or cfg.landing_dir, truth_dir or cfg.truth_dir
     params = ShopParameters().with_overrides(param or [])
     started = time.perf_counter()
-    totals = run_simulation(out, truth_dir, scale=scale, seed=seed, params=params, progress=say)
+    kinds = tuple(e.strip() for e in events.split(",") if e.strip()) if events else None
+    unknown = sorted(set(kinds or ()) - set(EVENT_TYPES))
+    if unknown:
+        raise BadInputError(f"--events: unknown event type(s) {', '.join(unknown)}; expected {', '.join(EVENT_TYPES)}")
+    totals = run_simulation(out, truth_dir, scale=scale, seed=seed, params=params, progress=say, event_types=kinds)
     say(f"simulated {totals['events']:,} events of {totals['visitors']:,} visitors in "
         f"{time.perf_counter() - started:.1f}s -> {out}")  # fmt: skip
     if stats:

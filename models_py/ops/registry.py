@@ -83,6 +83,18 @@ def folder_sha256(folder: Path) -> str:
     return digest.hexdigest()
 
 
+def scoring_sha256(trained: TrainedModel) -> str:
+    """What a version names: everything that turns features into a published probability and a decision (the trees,
+    the calibration, the threshold; the companion's too). The same trees calibrated differently are another model."""
+    digest = hashlib.sha256(bytes(trained.booster.save_raw("json")))
+    parts = [calibrate.to_dict(trained.calibration), trained.threshold]
+    if trained.companion is not None:
+        digest.update(bytes(trained.companion.booster.save_raw("json")))
+        parts += [calibrate.to_dict(trained.companion.calibration), trained.companion.threshold]
+    digest.update(json.dumps(parts, sort_keys=True).encode())
+    return digest.hexdigest()
+
+
 def model_folder(models_dir: Path, version: str) -> Path:
     """The folder of a model version; a version that is not one (a path, ``..``) is refused."""
     if not isinstance(version, str) or not VERSION.fullmatch(version):
@@ -92,8 +104,7 @@ def model_folder(models_dir: Path, version: str) -> Path:
 
 def store(con: duckdb.DuckDBPyConnection, cfg: Settings, trained: TrainedModel, as_of: date) -> ModelMetadata:
     """Save a trained model under a version named by its date and content, and register it as a challenger."""
-    raw_model = trained.booster.save_raw("json")
-    version = f"{as_of:%Y%m%d}-{hashlib.sha256(bytes(raw_model)).hexdigest()[:10]}"
+    version = f"{as_of:%Y%m%d}-{scoring_sha256(trained)[:10]}"
     meta = ModelMetadata(
         version=version,
         trained_at=utc_now_naive().isoformat(timespec="seconds"),

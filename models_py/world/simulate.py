@@ -16,10 +16,11 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from models_py.data.events_file import EVENTS_SCHEMA, HEADER
+from models_py.data.events_file import EVENT_TYPES, EVENTS_SCHEMA, HEADER
 from models_py.shop_calendar import DAY_MS
 from models_py.world import behaviour
 from models_py.world.catalogue import CSV_BODY, build_catalogue, write_catalogue, write_csv
@@ -121,8 +122,11 @@ def simulate(
     seed: int = 42,
     params: ShopParameters | None = None,
     progress: Callable[[str], None] | None = None,
+    event_types: tuple[str, ...] | None = None,
 ) -> dict[str, int]:
     """Write one CSV per shop day into ``out`` (real schema) and the hidden truth as Parquet into ``truth_dir``.
+    With ``event_types``, only those events are written (``("transaction",)``: an order system's export of the same
+    shop; the truth is the same).
 
     Files are written to a scratch folder and moved into place at the end, so a nightly run never sees half a world.
     """
@@ -141,8 +145,11 @@ def simulate(
         rng = np.random.default_rng([seed, 1, chunk])
         result = simulate_chunk(params, catalogue, rng, min(CHUNK_VISITORS, n_total - lo), lo, totals["transactions"])
         totals["transactions"] += result.transactions
-        totals["events"] += result.events.num_rows
-        _append_day_files(scratch, result.events, params.days, first_chunk=chunk == 0)
+        events = result.events
+        if event_types:
+            events = events.filter(pc.is_in(events["event"], pa.array(event_types)))
+        totals["events"] += events.num_rows
+        _append_day_files(scratch, events, params.days, first_chunk=chunk == 0)
         pq.write_table(result.visitors, truth_scratch / f"visitors_{chunk:05d}.parquet")
         pq.write_table(result.episodes, truth_scratch / f"episodes_{chunk:05d}.parquet")
         if progress:
@@ -154,7 +161,8 @@ def simulate(
             write_csv(table.sort_by("timestamp"), path)
     write_catalogue(scratch, catalogue)
     _move_into_place(scratch, out, truth_scratch, truth_dir)
-    world = {"seed": seed, "scale": scale, "days": params.days, "start_ms": SHOP_START_MS}
+    world = {"seed": seed, "scale": scale, "days": params.days, "start_ms": SHOP_START_MS,
+             "event_types": list(event_types or EVENT_TYPES)}  # fmt: skip
     (truth_dir / "world.json").write_text(json.dumps(world) + "\n")
     return totals
 
