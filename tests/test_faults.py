@@ -97,6 +97,24 @@ def test_3_a_full_disk_or_no_memory_is_said_plainly_even_behind_a_failed_rollbac
     assert explain_environment_failure(ValueError("a bug")) is None
 
 
+def test_3_dbt_out_of_memory_names_the_settings_that_help() -> None:
+    """At scale 1 with PROPENSITY_DUCKDB_MEMORY_LIMIT=2GB the first night's build stops in int_visitor_totals_folded
+    with these lines (measured 2026-11-28); the job says which two settings help instead of dbt's last lines alone."""
+    from models_py.warehouse import dbt
+
+    lines = [
+        "13:17:56  25 of 41 ERROR creating sql incremental model intermediate.int_visitor_totals_folded  [ERROR]",
+        "13:17:56    Runtime Error in model int_visitor_totals_folded (models/intermediate/int_visitor_totals_folded.sql)",  # noqa: E501
+        "  Out of Memory Error: could not allocate block of size 256.0 KiB (1.8 GiB/1.8 GiB used)",
+    ]
+    error = dbt.failure(settings(), ["build"], lines)
+    assert isinstance(error, ResourceError)
+    assert "PROPENSITY_DUCKDB_MEMORY_LIMIT" in str(error) and "PROPENSITY_MAX_VISITOR_CUTOFFS_PER_BUILD" in str(error)
+    assert "int_visitor_totals_folded" in str(error)
+    other = dbt.failure(settings(), ["build"], ["Database Error in model x", "  Binder Error: no column y"])
+    assert isinstance(other, dbt.DbtError) and "Binder Error" in str(other)
+
+
 def test_3_and_11_a_missing_or_folder_warehouse_is_named_without_a_traceback(tmp_path: Path) -> None:
     alert = tmp_path / "alert.txt"
     env = {**folder_env(tmp_path), "PROPENSITY_ON_FAILURE": ALERT.format(alert)}

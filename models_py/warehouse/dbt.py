@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 
 from models_py.config import Settings
-from models_py.errors import JobFailed, WarehouseBusyError
+from models_py.errors import JobFailed, ResourceError, WarehouseBusyError
 from models_py.warehouse import build_plan
 from models_py.warehouse.build_plan import BuildPlan
 from models_py.warehouse.connection import session
@@ -71,13 +71,26 @@ def run_dbt(cfg: Settings, args: list[str], progress: Callable[[str], None] | No
         if progress and any(k in line for k in (" OK ", "PASS", "FAIL", "ERROR", "WARN", "Done.")):
             progress("dbt | " + line.split("  ", 1)[-1].strip())
     if proc.wait() != 0:
-        problems = [ln for ln in lines if any(k in ln for k in ("Error", "FAIL", "ERROR", "Got ", "lock"))]
-        if any("Could not set lock" in ln or "Conflicting lock" in ln for ln in lines):
-            raise WarehouseBusyError(
-                f"dbt could not open the warehouse {cfg.warehouse_path}: another process holds it (a tool with it "
-                "open, another job); nothing was published. Close it and run again"
-            )
-        raise DbtError("dbt " + " ".join(args) + " failed:\n" + "\n".join((problems or lines)[-25:]))
+        raise failure(cfg, args, lines)
+
+
+def failure(cfg: Settings, args: list[str], lines: list[str]) -> JobFailed:
+    """What a failed dbt call means for the operator: a busy warehouse (exit 3), DuckDB out of its memory limit
+    (with the two settings that help), or the lines where dbt says what broke."""
+    problems = [ln for ln in lines if any(k in ln for k in ("Error", "FAIL", "ERROR", "Got ", "lock"))]
+    if any("Could not set lock" in ln or "Conflicting lock" in ln for ln in lines):
+        return WarehouseBusyError(
+            f"dbt could not open the warehouse {cfg.warehouse_path}: another process holds it (a tool with it "
+            "open, another job); nothing was published. Close it and run again"
+        )
+    if any("Out of Memory Error" in ln for ln in lines):
+        return ResourceError(
+            f"out of memory in dbt: DuckDB needed more than PROPENSITY_DUCKDB_MEMORY_LIMIT={cfg.duckdb_memory_limit} "
+            "and could not spill the rest to disk. Raise that limit, or lower PROPENSITY_MAX_VISITOR_CUTOFFS_PER_BUILD "
+            f"({cfg.max_visitor_cutoffs_per_build:,}) so a first night builds fewer cut-offs per pass; nothing was "
+            "published.\n" + "\n".join(problems[-5:])
+        )
+    return DbtError("dbt " + " ".join(args) + " failed:\n" + "\n".join((problems or lines)[-25:]))
 
 
 def build(
