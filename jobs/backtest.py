@@ -43,11 +43,11 @@ def run_backtest(
 def ceiling_date(con, cfg: Settings) -> date:
     """The latest testable development cut-off: an experiment that may steer design belongs there, not on a date the
     backtest tests on. Without one, the latest testable cut-off."""
-    testable = backtest.testable_dates(con, cfg.horizon_days, cfg.training_cutoffs)
+    testable = backtest.testable_dates(con, cfg)
     if not testable:
         raise backtest.TrainingError("no cut-off has complete labels and labelled history before it")
     reserved = [d for d in testable if d in set(cfg.development_cutoffs)]
-    return (reserved or testable)[-1]
+    return (reserved or [d for d in testable if cfg.on_spine(d)] or testable)[-1]
 
 
 def run_ceiling(cfg: Settings, as_of: date | None, say: Callable[[str], None]) -> tuple[dict, Path]:

@@ -66,6 +66,10 @@ class Settings:
     def calendar(self) -> ShopCalendar:
         return ShopCalendar(self.day_start_hour_utc)
 
+    def on_spine(self, day: date) -> bool:
+        """Whether a date is one of the training spine's cut-offs (the anchor plus whole steps)."""
+        return (day - self.cutoff_anchor).days % self.cutoff_step_days == 0
+
     @property
     def earliest_event_ms(self) -> int:
         return int(datetime.combine(self.earliest_event_date, time(), UTC).timestamp() * 1000)

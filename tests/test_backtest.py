@@ -34,7 +34,7 @@ def backtested(pipeline, small_world: Path, tmp_path_factory: pytest.TempPathFac
         mp.setenv("PROPENSITY_REPORTS_DIR", str(root / "reports"))
         bt_cfg = settings()
         with session(bt_cfg, read_only=True) as con:
-            latest = backtest.testable_dates(con, bt_cfg.horizon_days, bt_cfg.training_cutoffs)[-1]
+            latest = backtest.testable_dates(con, bt_cfg)[-1]
         chosen = [latest - timedelta(days=3), latest]
         summary, path = run_backtest(bt_cfg, last=None, say=lambda _: None, chosen=chosen)
         assert summary["cutoffs"] == [d.isoformat() for d in chosen]
@@ -76,7 +76,7 @@ def test_the_backtest_never_tests_on_a_development_cutoff(backtested) -> None:
 
     cfg, summary, _ = backtested
     with session(cfg, read_only=True) as con:
-        testable = backtest.testable_dates(con, cfg.horizon_days, cfg.training_cutoffs)
+        testable = [d for d in backtest.testable_dates(con, cfg) if cfg.on_spine(d)]
         reserved = testable[-2]
         dev_cfg = replace(cfg, development_cutoffs=(reserved,))
         assert backtest.backtest_dates(con, dev_cfg) == [d for d in testable if d != reserved]
@@ -85,6 +85,21 @@ def test_the_backtest_never_tests_on_a_development_cutoff(backtested) -> None:
             backtest.backtest_dates(con, dev_cfg, [reserved, testable[-1]])
         with pytest.raises(TrainingError, match=f"{testable[0] - timedelta(days=70)} has no complete labels"):
             backtest.backtest_dates(con, dev_cfg, [testable[0] - timedelta(days=70)])
+
+
+def test_a_chosen_cutoff_off_the_spine_is_tested_but_never_trained_on(backtested) -> None:
+    """The fixture's chosen date off the spine now has labels in the mart: a later backtest may test on it, but no
+    model (nightly or backtest) trains or validates on it, so pointing a backtest at it changes no nightly model."""
+    from models_py.modeling.dataset import labelled_dates
+
+    cfg, summary, _ = backtested
+    off_spine = backtest.date.fromisoformat(summary["cutoffs"][0])
+    assert not cfg.on_spine(off_spine)
+    with session(cfg, read_only=True) as con:
+        assert off_spine in labelled_dates(con, backtest.date.max, cfg, spine_only=False)
+        assert off_spine not in labelled_dates(con, backtest.date.max, cfg)
+        assert off_spine in backtest.testable_dates(con, cfg)
+        assert off_spine not in backtest.backtest_dates(con, cfg)  # the default tests the spine only
 
 
 def test_the_14_feature_model_is_tested_out_of_time_beside_the_product(backtested) -> None:

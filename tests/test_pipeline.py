@@ -242,7 +242,7 @@ def test_training_reads_every_buyer_and_a_bounded_sample_of_non_buyers(pipeline)
 
     cfg, summary = pipeline
     with duckdb.connect(str(cfg.warehouse_path), read_only=True) as con:
-        dates = feats.labelled_dates(con, summary.as_of, cfg.horizon_days)[:-1]
+        dates = feats.labelled_dates(con, summary.as_of, cfg)[:-1]
         names = feats.product_features(con)
         everyone = feats.labelled(con, dates, names)
         in_small_batches = feats.labelled(con, dates, names, batch_rows=997)

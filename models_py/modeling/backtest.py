@@ -36,13 +36,14 @@ SUMMARY_METRICS = (
 Oracle = Callable[[np.ndarray, date], np.ndarray]
 
 
-def testable_dates(con: duckdb.DuckDBPyConnection, horizon_days: int, training_cutoffs: int) -> list[date]:
-    """Every cut-off with complete labels that has at least one training and one validation cut-off before it."""
-    complete = labelled_dates(con, date.max, horizon_days)
+def testable_dates(con: duckdb.DuckDBPyConnection, cfg: Settings) -> list[date]:
+    """Every date with complete labels (on the spine or chosen off it) that has at least one training and one
+    validation spine cut-off before it."""
+    complete = labelled_dates(con, date.max, cfg, spine_only=False)
     out = []
     for t in complete:
         try:
-            split_dates(labelled_dates(con, t, horizon_days), training_cutoffs)
+            split_dates(labelled_dates(con, t, cfg), cfg.training_cutoffs)
         except TrainingError:
             continue
         out.append(t)
@@ -52,10 +53,10 @@ def testable_dates(con: duckdb.DuckDBPyConnection, horizon_days: int, training_c
 def backtest_dates(con: duckdb.DuckDBPyConnection, cfg: Settings, chosen: list[date] | None = None) -> list[date]:
     """The test cut-offs: the chosen ones, or every testable one, never a development cut-off (design choices were
     tried there, so a score on it would flatter the product)."""
-    testable = testable_dates(con, cfg.horizon_days, cfg.training_cutoffs)
+    testable = testable_dates(con, cfg)
     reserved = set(cfg.development_cutoffs)
     if not chosen:
-        return [d for d in testable if d not in reserved]
+        return [d for d in testable if cfg.on_spine(d) and d not in reserved]
     problems = [f"{d} is a development cut-off (PROPENSITY_DEVELOPMENT_CUTOFFS)" for d in chosen if d in reserved]
     problems += [
         f"{d} has no complete labels or too little labelled history before it" for d in chosen if d not in testable
@@ -70,7 +71,7 @@ def predict_cutoff(
 ) -> tuple[LabelledSet, dict[str, Prediction]]:
     """Every model's probabilities for the visitors of one test cut-off, each decided without its labels."""
     features = product_features(con)
-    train_dates, validation_date = split_dates(labelled_dates(con, test_date, cfg.horizon_days), cfg.training_cutoffs)
+    train_dates, validation_date = split_dates(labelled_dates(con, test_date, cfg), cfg.training_cutoffs)
     test = labelled(con, [test_date], features)
     val = labelled(con, [validation_date], features)
     # The seed trained on a single cut-off: the latest one whose labels end before the validation cut-off.

@@ -9,6 +9,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from models_py.config import Settings
 from models_py.errors import JobFailed
 from models_py.warehouse.connection import fetch_arrow
 
@@ -122,13 +123,14 @@ def negatives(con: duckdb.DuckDBPyConnection, dates: list[date]) -> int:
     ).fetchone()[0]
 
 
-def labelled_dates(con: duckdb.DuckDBPyConnection, before: date, horizon_days: int) -> list[date]:
-    """As-of dates with labels whose windows end by ``before`` (never peek at the future). The mart only holds
-    labels whose window had landed entirely when they were built."""
+def labelled_dates(con: duckdb.DuckDBPyConnection, before: date, cfg: Settings, spine_only: bool = True) -> list[date]:
+    """Spine cut-offs with labels whose windows end by ``before`` (never peek at the future): what models train and
+    validate on. The mart only holds labels whose window had landed entirely when they were built; with
+    ``spine_only=False`` also the dates a backtest was pointed at off the spine (they are test dates only)."""
     rows = con.execute(
         f"""select distinct as_of_date from {LABELS_TABLE}
             where as_of_date + to_days(?) <= ?::date
             order by 1""",
-        [horizon_days, before],
+        [cfg.horizon_days, before],
     ).fetchall()
-    return [r[0] for r in rows]
+    return [r[0] for r in rows if not spine_only or cfg.on_spine(r[0])]

@@ -192,7 +192,7 @@ def train(
 ) -> TrainedModel:
     """The product's model with labels complete before ``as_of``: the latest labelled cut-off validates."""
     features = product_features(con)
-    train_dates, validation_date = split_dates(labelled_dates(con, as_of, cfg.horizon_days), cfg.training_cutoffs)
+    train_dates, validation_date = split_dates(labelled_dates(con, as_of, cfg), cfg.training_cutoffs)
     if progress:
         progress(
             f"training on {len(train_dates)} cut-offs {train_dates[0]}..{train_dates[-1]}, "

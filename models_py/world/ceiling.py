@@ -62,7 +62,7 @@ def run(
     if not oracle.has_truth(truth_dir):
         raise BadInputError(f"no simulator truth in {truth_dir}: the ceiling needs the simulated shop")
     features = product_features(con)
-    train_dates, validation_date = split_dates(labelled_dates(con, test_date, cfg.horizon_days), cfg.training_cutoffs)
+    train_dates, validation_date = split_dates(labelled_dates(con, test_date, cfg), cfg.training_cutoffs)
     hidden_columns = _attach_hidden_state(con, truth_dir, [*train_dates, validation_date, test_date])
     test = labelled(con, [test_date], [*features, *hidden_columns], source=HIDDEN_VIEW)
     truth = oracle.truth_for(truth_dir, test.visitor_id, test_date, cfg.horizon_days)
