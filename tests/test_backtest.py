@@ -72,7 +72,7 @@ def test_the_backtest_never_tests_on_a_development_cutoff(backtested) -> None:
     when chosen; a cut-off without labelled history is refused by name."""
     from dataclasses import replace
 
-    from models_py.modeling.train import TrainingError
+    from models_py.errors import BadInputError
 
     cfg, summary, _ = backtested
     with session(cfg, read_only=True) as con:
@@ -81,9 +81,9 @@ def test_the_backtest_never_tests_on_a_development_cutoff(backtested) -> None:
         dev_cfg = replace(cfg, development_cutoffs=(reserved,))
         assert backtest.backtest_dates(con, dev_cfg) == [d for d in testable if d != reserved]
         assert backtest.backtest_dates(con, replace(cfg, development_cutoffs=())) == testable
-        with pytest.raises(TrainingError, match=f"{reserved} is a development cut-off"):
+        with pytest.raises(BadInputError, match=f"{reserved} is a development cut-off"):
             backtest.backtest_dates(con, dev_cfg, [reserved, testable[-1]])
-        with pytest.raises(TrainingError, match=f"{testable[0] - timedelta(days=70)} has no complete labels"):
+        with pytest.raises(BadInputError, match=f"{testable[0] - timedelta(days=70)} has no complete labels"):
             backtest.backtest_dates(con, dev_cfg, [testable[0] - timedelta(days=70)])
 
 

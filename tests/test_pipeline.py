@@ -377,3 +377,9 @@ def test_the_same_trees_calibrated_differently_are_another_model_version() -> No
     assert registry.scoring_sha256(model(1.0, 0.3)) == same
     assert registry.scoring_sha256(model(1.1, 0.3)) != same
     assert registry.scoring_sha256(model(1.0, 0.4)) != same
+
+
+def test_check_report_without_a_report_names_the_folder(tmp_path: Path) -> None:
+    result = _cli("check-report", env={"PROPENSITY_REPORTS_DIR": str(tmp_path)})
+    assert result.returncode == 2 and f"no report under {tmp_path}" in result.stderr
+    assert "Traceback" not in result.stderr

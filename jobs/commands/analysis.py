@@ -9,6 +9,7 @@ import typer
 
 from jobs.commands.common import AS_OF_HELP, one_job_at_a_time, parse_date, say
 from models_py.config import settings
+from models_py.errors import BadInputError
 
 app = typer.Typer()
 
@@ -97,8 +98,11 @@ def check_report(
     from models_py.ops.report.browser_check import check
 
     if index is None:
-        pages = sorted(settings().reports_dir.glob("*/index.html"), key=lambda p: p.stat().st_mtime)
-        index = pages[-1] if pages else settings().reports_dir / "<none>" / "index.html"
+        reports_dir = settings().reports_dir
+        pages = sorted(reports_dir.glob("*/index.html"), key=lambda p: p.stat().st_mtime)
+        if not pages:
+            raise BadInputError(f"no report under {reports_dir}: run `propensity report` (or the nightly job) first")
+        index = pages[-1]
     rendering = check(index)
     typer.echo(f"{index}: {len(rendering.images)} images shown, page {rendering.page_width} px in a "
                f"{rendering.viewport} px window")  # fmt: skip

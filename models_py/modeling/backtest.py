@@ -17,6 +17,7 @@ import numpy as np
 from sklearn.metrics import precision_recall_curve, roc_curve
 
 from models_py.config import Settings
+from models_py.errors import BadInputError
 from models_py.modeling import baselines, evaluate
 from models_py.modeling.baselines import Prediction
 from models_py.modeling.dataset import SEED_FEATURES, LabelledSet, labelled, labelled_dates, product_features
@@ -62,7 +63,7 @@ def backtest_dates(con: duckdb.DuckDBPyConnection, cfg: Settings, chosen: list[d
         f"{d} has no complete labels or too little labelled history before it" for d in chosen if d not in testable
     ]
     if problems:
-        raise TrainingError("cannot test on the chosen cut-offs: " + "; ".join(problems))
+        raise BadInputError("cannot test on the chosen cut-offs: " + "; ".join(problems))
     return sorted(set(chosen))
 
 

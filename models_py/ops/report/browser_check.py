@@ -7,6 +7,7 @@ small script appended reports, after load, each image's decoded width and the pa
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -71,7 +72,7 @@ def render(index: Path, browser: str, timeout_s: float = 120) -> Rendering:
     found = re.search(r'<pre id="report-check">(.*?)</pre>', dom, re.S)
     if not found:
         raise ReportCheckFailed(f"Chromium did not render {index} (no result from the page's check script)")
-    result = json.loads(found.group(1).replace("&quot;", '"').replace("&amp;", "&").replace("&lt;", "<"))
+    result = json.loads(html.unescape(found.group(1)))
     return Rendering(result["images"], int(result["pageWidth"]), int(result["viewport"]))
 
 
