@@ -71,6 +71,22 @@ def test_landing_rows_of_another_day_or_doubled_or_with_stray_transaction_ids_fa
                       "expect_compound_columns_to_be_unique"}  # fmt: skip
 
 
+def test_an_order_line_repeated_in_its_order_is_a_quantity_but_a_doubled_click_is_a_duplicate() -> None:
+    day_start, day_end = 1442548800000, 1442548800000 + 86_400_000
+    # An order system's export: 100 orders, every fifth with the same item twice (two units).
+    lines = [(day_start + i, i, "transaction", 7, i, day_start, day_end, "f") for i in range(100)]
+    lines += [line for line in lines if line[1] % 5 == 0]
+    columns = ["timestamp", "visitorid", "event", "itemid", "transactionid", "file_day_start_ms", "file_day_end_ms",
+               "file_name"]  # fmt: skip
+    orders = pd.DataFrame(lines, columns=columns).astype({"transactionid": "Int64"})
+    params = {"now_ms": day_end + 10**9}
+    assert all(o.success for o in _in_sql_and_in_gx("raw_events", orders, params))
+    clicks = [(t, v, "view", item, pd.NA, *rest) for t, v, _, item, _, *rest in lines]
+    doubled = pd.DataFrame(clicks, columns=columns).astype({"transactionid": "Int64"})
+    failed = {o.expectation for o in _in_sql_and_in_gx("raw_events", doubled, params) if not o.success}
+    assert failed == {"expect_compound_columns_to_be_unique"}
+
+
 @pytest.mark.parametrize(
     ("timestamp", "code", "named"),
     [

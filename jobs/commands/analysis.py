@@ -51,6 +51,7 @@ def backtest_table(summary: dict) -> str:
             mean, sd = body["mean"].get(c), body["sd"].get(c)
             cells.append(f"{mean:.4f} +- {sd:.4f}" if mean is not None else "-")
         lines.append(f"{name:20}" + "".join(f"{cell:>19}" for cell in cells))
+    lines += [f"skipped {s['as_of_date']}: {s['reason']}" for s in summary.get("skipped_cutoffs", [])]
     return "\n".join(lines)
 
 

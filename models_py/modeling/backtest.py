@@ -1,4 +1,4 @@
-"""Out-of-time backtest: the product's model, the seed's models and simple heuristics on the same weekly cut-offs.
+"""Out-of-time backtest: the product's model, the seed's models, BG/NBD and simple heuristics on the same cut-offs.
 
 For a test cut-off ``t`` every choice (trees, early stopping, calibration, threshold) is made with labels that are
 complete by ``t``: the latest such cut-off validates, the ones before it train. The test labels are only ever read
@@ -25,7 +25,8 @@ from models_py.modeling.model import probabilities
 from models_py.modeling.train import TrainingError, fit, split_dates
 
 MODELS = (
-    "product", "product_14_features", "seed_v2", "seed_v2_test_tuned", "seed_v1", "recency", "cart_heuristic", "oracle",
+    "product", "product_14_features", "seed_v2", "seed_v2_test_tuned", "seed_v1", "bg_nbd", "recency", "cart_heuristic",
+    "oracle",
 )  # fmt: skip
 SUMMARY_METRICS = (
     "roc_auc", "pr_auc", "log_loss", "brier", "ece", "precision", "recall", "f1", "threshold",
@@ -87,6 +88,7 @@ def predict_cutoff(
                                             companion.threshold)  # fmt: skip
     out.update(baselines.seed_v2(seed_train, val, test, cfg.threads))
     out["seed_v1"] = baselines.seed_v1(seed_train, val, test)
+    out["bg_nbd"] = baselines.repeat_purchase(val, test, cfg.horizon_days)
     out["recency"] = baselines.recency(val, test)
     out["cart_heuristic"] = baselines.open_cart(val, test)
     if oracle is not None:
@@ -119,6 +121,16 @@ def curves(y: np.ndarray, p: np.ndarray, points: int = 200) -> dict[str, list[fl
     }
 
 
+def metrics_against_oracle(y: np.ndarray, predictions: dict[str, Prediction]) -> dict[str, dict]:
+    """Every model's metrics on one test cut-off, with its ROC AUC as a share of the oracle's where there is one."""
+    rows = {name: evaluate.metrics(y, pred.p, pred.threshold) for name, pred in predictions.items()}
+    oracle_auc = rows["oracle"]["roc_auc"] if "oracle" in rows else None
+    for m in rows.values():
+        m["oracle_roc_auc"] = oracle_auc
+        m["auc_to_oracle"] = m["roc_auc"] / oracle_auc if oracle_auc else None
+    return rows
+
+
 def run(
     con: duckdb.DuckDBPyConnection,
     cfg: Settings,
@@ -133,27 +145,32 @@ def run(
         dates = dates[-last:]
     if not dates:
         raise TrainingError(
-            "no cut-off has both complete labels and two labelled cut-offs before it: "
-            "a backtest needs at least three spine cut-offs with complete labels, besides the development ones "
-            f"({', '.join(map(str, cfg.development_cutoffs)) or 'none'})"
+            "no cut-off has both complete labels and two labelled cut-offs before it: a backtest needs at least three"
+            f" spine cut-offs with complete labels, besides the development ones ({_dates(cfg.development_cutoffs)})"
         )
     per_model: dict[str, list[dict]] = {}
-    latest_curves: dict[str, dict] = {}
+    skipped: list[dict] = []
     for i, test_date in enumerate(dates, 1):
-        test, predictions = predict_cutoff(con, test_date, cfg, oracle)
-        rows = {name: evaluate.metrics(test.y, pred.p, pred.threshold) for name, pred in predictions.items()}
-        oracle_auc = rows["oracle"]["roc_auc"] if "oracle" in rows else None
+        try:
+            test, predictions = predict_cutoff(con, test_date, cfg, oracle)
+        except TrainingError as exc:
+            # Too little history (a young shop): no model is scored there, so every row compares the same dates.
+            skipped.append({"as_of_date": test_date.isoformat(), "reason": str(exc)})
+            if progress:
+                progress(f"[{i}/{len(dates)}] {test_date}: skipped, the product could not be trained: {exc}")
+            continue
+        rows = metrics_against_oracle(test.y, predictions)
         for name, m in rows.items():
-            m["oracle_roc_auc"] = oracle_auc
-            m["auc_to_oracle"] = m["roc_auc"] / oracle_auc if oracle_auc else None
             per_model.setdefault(name, []).append({"as_of_date": test_date.isoformat(), **m})
-        if test_date == dates[-1]:
-            latest_curves = {name: curves(test.y, pred.p) for name, pred in predictions.items()}
+        latest = (test_date, test, predictions)
         if progress:
             progress(
                 f"[{i}/{len(dates)}] {test_date}: {len(test.y):,} visitors, {int(test.y.sum()):,} buyers; ROC AUC "
                 + ", ".join(f"{name} {m['roc_auc']:.3f}" for name, m in rows.items() if name != "seed_v2_test_tuned")
             )
+    if not per_model:
+        raise TrainingError(f"no test cut-off could be evaluated: {skipped[-1]['reason']}")
+    curves_date, test, predictions = latest  # the curves of the latest cut-off evaluated
     models = {}
     for name in MODELS:
         if name not in per_model:
@@ -165,14 +182,19 @@ def run(
             "per_cutoff": table,
         }
     return {
-        "cutoffs": [d.isoformat() for d in dates],
+        "cutoffs": [d.isoformat() for d in dates if d.isoformat() not in {s["as_of_date"] for s in skipped}],
+        "skipped_cutoffs": skipped,
         "development_cutoffs": [d.isoformat() for d in cfg.development_cutoffs],
         "horizon_days": cfg.horizon_days,
         "training_cutoffs": cfg.training_cutoffs,
         "models": models,
-        "curves_as_of_date": dates[-1].isoformat(),
-        "curves": latest_curves,
+        "curves_as_of_date": curves_date.isoformat(),
+        "curves": {name: curves(test.y, pred.p) for name, pred in predictions.items()},
     }
+
+
+def _dates(dates: tuple[date, ...]) -> str:
+    return ", ".join(map(str, dates)) or "none"
 
 
 def _agg(table: list[dict], key: str, fn: Callable[[np.ndarray], float]) -> float | None:

@@ -1,4 +1,5 @@
-"""What the product is measured against: the seed's two models and two simple rules, as the seed would have used them.
+"""What the product is measured against: the seed's two models, the classic repeat-purchase model and two simple
+rules, each used as its authors would have.
 
 Each returns probabilities for the test cut-off and the threshold it decided with, chosen on the validation cut-off.
 """
@@ -11,7 +12,7 @@ import numpy as np
 import xgboost as xgb
 from sklearn.linear_model import LogisticRegression
 
-from models_py.modeling import evaluate
+from models_py.modeling import bg_nbd, evaluate
 from models_py.modeling.calibration import IsotonicCalibration
 from models_py.modeling.dataset import SEED_FEATURES, LabelledSet
 
@@ -91,3 +92,10 @@ def open_cart(val: LabelledSet, test: LabelledSet) -> Prediction:
         return (column(rows, "num_open_carts_7d") > 0).astype(np.float64)
 
     return calibrated_rule(rule(val), val, rule(test))
+
+
+def repeat_purchase(val: LabelledSet, test: LabelledSet, horizon_days: int) -> Prediction:
+    """BG/NBD, fitted on each cut-off's own history (no labels) and used as the probability it is; only the threshold
+    comes from the validation cut-off."""
+    p_val = bg_nbd.fitted_probabilities(val, horizon_days)
+    return Prediction(bg_nbd.fitted_probabilities(test, horizon_days), evaluate.best_f1_threshold(val.y, p_val))

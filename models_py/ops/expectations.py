@@ -95,10 +95,12 @@ def _unique(columns: list[str]):
     key = ", ".join(columns)
 
     def evaluate(con, rows: str, kw: dict) -> tuple[bool, int | None, list]:
-        # Every row of a repeated combination is unexpected, as in Great Expectations.
-        duplicated = f"(select {key}, count(*) as n from {rows} group by {key} having count(*) > 1)"
+        # Every row of a repeated combination is unexpected, as in Great Expectations; with a row condition, only
+        # the rows meeting it are compared and counted.
+        where = _condition(kw)
+        duplicated = f"(select {key}, count(*) as n from {rows} where {where} group by {key} having count(*) > 1)"
         count = con.execute(f"select coalesce(sum(n), 0) from {duplicated}").fetchone()[0]
-        total = con.execute(f"select count(*) from {rows}").fetchone()[0]
+        total = con.execute(f"select count(*) from {rows} where {where}").fetchone()[0]
         sample = [list(r[:-1]) for r in con.execute(f"select * from {duplicated} limit {SAMPLE}").fetchall()]
         mostly = kw.get("mostly", 1.0)
         return (count == 0 if mostly >= 1.0 else count <= (1 - mostly) * total), count, sample

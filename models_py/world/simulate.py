@@ -159,6 +159,9 @@ def simulate(
         for path in sorted(scratch.glob("events_*.csv")):
             table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(column_types=EVENTS_SCHEMA))
             write_csv(table.sort_by("timestamp"), path)
+    for path in scratch.glob("events_*.csv"):  # a day without events has no file (ingest refuses an empty one)
+        if path.stat().st_size <= len(HEADER) + 1:
+            path.unlink()
     write_catalogue(scratch, catalogue)
     _move_into_place(scratch, out, truth_scratch, truth_dir)
     world = {"seed": seed, "scale": scale, "days": params.days, "start_ms": SHOP_START_MS,

@@ -44,7 +44,9 @@ activity as (
         count(distinct item_id) as num_unique_items_all, count(distinct shop_day) as num_active_days,
         min(event_ms) as first_event_ms, max(event_ms) as last_event_ms,
         max(event_ms) filter (where is_addtocart) as last_addtocart_ms,
-        max(event_ms) filter (where is_transaction) as last_transaction_ms
+        min(event_ms) filter (where is_transaction) as first_transaction_ms,
+        max(event_ms) filter (where is_transaction) as last_transaction_ms,
+        count(distinct shop_day) filter (where is_transaction) as num_purchase_days_all
     from e group by 1, 2
 ),
 conversion_counts as (  -- per item and per category: distinct viewers and buyers before the cut-off
@@ -111,6 +113,10 @@ select
     (a.cutoff_ms - last_event_ms) / 3600000.0 as hours_since_last_event,
     (a.cutoff_ms - last_addtocart_ms) / 3600000.0 as hours_since_last_addtocart,
     (a.cutoff_ms - last_transaction_ms) / 86400000.0 as days_since_last_transaction,
+    num_purchase_days_all, (a.cutoff_ms - first_transaction_ms) / 86400000.0 as days_since_first_transaction,
+    case when num_purchase_days_all > 1
+        then (last_transaction_ms - first_transaction_ms) / 86400000.0 / (num_purchase_days_all - 1) end
+        as avg_days_between_purchase_days,
     coalesce(num_open_carts, 0) as num_open_carts, coalesce(num_open_carts_7d, 0) as num_open_carts_7d,
     case when total_events_7d > 0 then cast(total_events_1d as double) / total_events_7d else 0.0 end as events_1d_to_7d_ratio,
     case when total_events_30d > 0 then cast(total_events_7d as double) / total_events_30d else 0.0 end as events_7d_to_30d_ratio,

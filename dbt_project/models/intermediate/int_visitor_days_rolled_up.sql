@@ -65,6 +65,7 @@ activity as (
         min(event_ms) as first_event_ms,
         max(event_ms) as last_event_ms,
         max(case when is_addtocart then event_ms end) as last_addtocart_ms,
+        min(case when is_transaction then event_ms end) as first_transaction_ms,
         max(case when is_transaction then event_ms end) as last_transaction_ms
 
     from sessionized
@@ -113,6 +114,7 @@ final as (
         activity.first_event_ms,
         activity.last_event_ms,
         activity.last_addtocart_ms,
+        activity.first_transaction_ms,
         activity.last_transaction_ms,
         coalesce(new_items.num_new_items, 0) as num_new_items,
         coalesce(new_transactions.num_new_transactions, 0) as num_new_transactions

@@ -31,8 +31,9 @@ visitor_days as (
         'num_transactions_all': 'num_new_transactions',
         'num_unique_items_all': 'num_new_items',
         'num_active_days': '1',
+        'num_purchase_days_all': 'case when num_purchased_items > 0 then 1 else 0 end',
     },
-    mins={'first_event_ms': 'first_event_ms'},
+    mins={'first_event_ms': 'first_event_ms', 'first_transaction_ms': 'first_transaction_ms'},
     maxs={
         'last_event_ms': 'last_event_ms',
         'last_addtocart_ms': 'last_addtocart_ms',

@@ -8,7 +8,7 @@ from models_py.ops.report.page import Page, mean_sd, plt, table
 
 COLORS = {
     "product": "#1b6ca8", "product_14_features": "#5fa8d3", "seed_v2": "#d1495b", "seed_v2_test_tuned": "#edae49",
-    "seed_v1": "#8d6a9f",
+    "seed_v1": "#8d6a9f", "bg_nbd": "#b5838d",
     "recency": "#66a182", "cart_heuristic": "#2e4057", "oracle": "#999999",
 }  # fmt: skip
 BACKTEST_COLUMNS = (

@@ -107,6 +107,12 @@ final as (
         (cutoff_ms - last_event_ms) / 3600000.0 as hours_since_last_event,
         (cutoff_ms - last_addtocart_ms) / 3600000.0 as hours_since_last_addtocart,
         (cutoff_ms - last_transaction_ms) / {{ day }}.0 as days_since_last_transaction,
+        num_purchase_days_all,
+        (cutoff_ms - first_transaction_ms) / {{ day }}.0 as days_since_first_transaction,
+        case
+            when num_purchase_days_all > 1
+                then (last_transaction_ms - first_transaction_ms) / {{ day }}.0 / (num_purchase_days_all - 1)
+        end as avg_days_between_purchase_days,
         coalesce(num_open_carts, 0) as num_open_carts,
         coalesce(num_open_carts_7d, 0) as num_open_carts_7d,
         {{ safe_ratio('coalesce(total_events_1d, 0)', 'coalesce(total_events_7d, 0)') }} as events_1d_to_7d_ratio,
