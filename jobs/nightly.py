@@ -79,7 +79,7 @@ def _ingest_and_plan(cfg: Settings, summary: RunSummary, as_of: date | None, fil
         build_plan.check_servable(con, cfg, summary.as_of)
         return NightPlan(
             build=build_plan.plan_night(con, cfg, summary.as_of),
-            retrain=registry.retrain_due(con, summary.as_of, cfg),
+            retrain=promotion.retrain_due(con, summary.as_of, cfg),
             published_by=None
             if force or result.rows_loaded or summary.as_of not in build_plan.built(con, build_plan.FEATURES_MART)
             else publish.already_published(con, cfg, summary.as_of),

@@ -160,7 +160,7 @@ def test_drift_is_measured_and_stored_by_the_nightly_run(pipeline) -> None:
         stored = dict(
             con.execute("select feature, psi from ml.feature_drift where run_id = ?", [summary.run_id]).fetchall()
         )
-        sample = drift.mart_sample(con, model.features, summary.as_of)
+        sample = drift.mart_sample(con, model, summary.as_of)
     assert list(stored) and set(stored) == set(model.features)
     for j, name in enumerate(model.features):
         ref = model.meta.population_profile[name]

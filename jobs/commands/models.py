@@ -74,11 +74,11 @@ def promote(version: str = typer.Argument(..., help="Model version from ml.model
 @one_job_at_a_time
 def rollback() -> None:
     """Go back to the previous champion."""
-    from models_py.ops import registry
+    from models_py.ops import promotion, registry
     from models_py.warehouse.connection import session
 
     with session(settings()) as con:
-        previous = registry.previous_champion(con)
+        previous = promotion.previous_champion(con)
         if previous is None:
             raise JobFailed("no previous champion to roll back to")
         registry.set_champion(con, previous)

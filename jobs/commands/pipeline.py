@@ -164,7 +164,7 @@ def validate(as_of: str = typer.Option(None, help=AS_OF_HELP + " (default: the l
             raise JobFailed("no champion model: run `propensity train` first")
         previous = publish_mod.previous_scores(con, day, model.version)
         eligible = gates.check_features(con, cfg, run_id, day, previous)
-        sample = drift.mart_sample(con, model.features, day)
+        sample = drift.mart_sample(con, model, day)
         drift.check_feature_drift(con, cfg, run_id, day, model, sample, say)
         query = f"select visitor_id, propensity, decile from {publish_mod.HISTORY_TABLE} where as_of_date = ?"
         scores = fetch_arrow(con, query, [day])

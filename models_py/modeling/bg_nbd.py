@@ -102,12 +102,15 @@ def history(rows: LabelledSet) -> History:
     return History(x=x, t_x=t_x, age=np.maximum(age, 1e-6))
 
 
-def fitted_probabilities(rows: LabelledSet, horizon_days: int) -> np.ndarray:
-    """Fit on (a hash sample of) the cut-off's own histories, then predict every visitor of it."""
+def fitting_sample(rows: LabelledSet) -> History:
+    """The histories to fit on: every visitor's, or a fixed hash sample of FIT_ROWS of a large shop's."""
     h = history(rows)
-    if h.x.size > FIT_ROWS:
-        keep = hash_unit(rows.visitor_id, 29) < FIT_ROWS / h.x.size
-        sample = History(h.x[keep], h.t_x[keep], h.age[keep])
-    else:
-        sample = h
-    return fit(sample).p_purchase(h, horizon_days)
+    if h.x.size <= FIT_ROWS:
+        return h
+    keep = hash_unit(rows.visitor_id, 29) < FIT_ROWS / h.x.size
+    return History(h.x[keep], h.t_x[keep], h.age[keep])
+
+
+def fitted_probabilities(rows: LabelledSet, horizon_days: int) -> np.ndarray:
+    """Fit on the cut-off's own histories, then predict every visitor of it."""
+    return fit(fitting_sample(rows)).p_purchase(history(rows), horizon_days)

@@ -7,6 +7,7 @@ from typing import Protocol
 import numpy as np
 import xgboost as xgb
 
+from models_py.modeling import repeat_purchase
 from models_py.modeling.calibration import Calibration
 
 
@@ -27,6 +28,9 @@ class ScoringModel(Predictor, Protocol):
 
 
 def probabilities(model: Predictor, x: np.ndarray, threads: int) -> np.ndarray:
-    """Calibrated probabilities for the rows of a float32 matrix in the model's feature order."""
-    raw = model.booster.predict(xgb.DMatrix(x, feature_names=model.features, nthread=threads))
+    """Calibrated probabilities for the rows of a float32 matrix of the model's mart columns, in its feature order
+    (a derived feature, BG/NBD's probability, is computed here from them)."""
+    x = repeat_purchase.complete(model, x)
+    margin = repeat_purchase.offset(model.features, x)
+    raw = model.booster.predict(xgb.DMatrix(x, base_margin=margin, feature_names=model.features, nthread=threads))
     return model.calibration.apply(raw)

@@ -8,6 +8,7 @@ import math
 import numpy as np
 
 from models_py.errors import BadInputError
+from models_py.modeling import repeat_purchase
 from models_py.modeling.dataset import SEED_FEATURES
 from models_py.modeling.model import ScoringModel, probabilities
 
@@ -53,16 +54,18 @@ def predict_payload(model: ScoringModel, text: str) -> tuple[dict, list[str]]:
     missing = [f for f in SEED_FEATURES if f not in given]
     if missing:
         raise PayloadError("missing feature(s): " + ", ".join(missing))
-    strange = sorted(set(given) - set(model.features) - set(SEED_FEATURES))
+    strange = sorted(set(given) - set(repeat_purchase.mart_columns(model)) - set(SEED_FEATURES))
     if strange:
         raise PayloadError(
             "unknown feature name(s): " + ", ".join(map(repr, strange[:10])) + " (the names are those of "
             "marts.fct_visitor_features, e.g. " + ", ".join(SEED_FEATURES[:3]) + ")"
         )
     companion = getattr(model, "companion", None)
-    scorer = companion if companion is not None and any(given.get(f) is None for f in model.features) else model
-    values = [math.nan if given.get(name) is None else _feature_value(name, given[name]) for name in scorer.features]
-    unknown = [f for f in scorer.features if given.get(f) is None]
+    inputs = repeat_purchase.mart_columns(model)  # a derived feature is computed from the others, never given
+    scorer = companion if companion is not None and any(given.get(f) is None for f in inputs) else model
+    inputs = inputs if scorer is model else scorer.features
+    values = [math.nan if given.get(name) is None else _feature_value(name, given[name]) for name in inputs]
+    unknown = [f for f in inputs if given.get(f) is None]
     p = float(probabilities(scorer, np.array([values], dtype=np.float32), threads=1)[0])
     used = "the original 14" if scorer is companion else f"all {len(model.features)}"
     return {"visitorid": payload.get("visitorid"), "propensity_to_buy": p, "model": model.version,

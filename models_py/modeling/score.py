@@ -20,6 +20,7 @@ import pyarrow as pa
 import xgboost as xgb
 
 from models_py.errors import JobFailed
+from models_py.modeling import repeat_purchase
 from models_py.modeling.dataset import FEATURES_TABLE, to_matrix
 from models_py.modeling.model import ScoringModel
 from models_py.shop_calendar import utc_now_naive
@@ -80,9 +81,11 @@ def _predict_all(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every visitor's id and probability, and the features of a fixed fifth of them (for the drift check)."""
     ids, raw, sample = [], [], []
-    for visitor_id, x in _feature_batches(con, model.features, as_of, batch_rows):
+    for visitor_id, mart_x in _feature_batches(con, repeat_purchase.mart_columns(model), as_of, batch_rows):
+        x = repeat_purchase.complete(model, mart_x)
         ids.append(visitor_id)
-        raw.append(model.booster.inplace_predict(x, validate_features=False))
+        margin = repeat_purchase.offset(model.features, x)
+        raw.append(model.booster.inplace_predict(x, validate_features=False, base_margin=margin))
         sample.append(x[visitor_id % SAMPLE_MODULUS == 0])
     if not ids:
         raise JobFailed(f"no visitors to score at {as_of}: are features built for that date?")
@@ -93,16 +96,19 @@ def _reasons_for(
     con: duckdb.DuckDBPyConnection, model: ScoringModel, as_of: date, visitor_id: np.ndarray, threads: int
 ) -> np.ndarray:
     """Top contributing features of these visitors, in their order, as indices into the model's features."""
+    columns = repeat_purchase.mart_columns(model)
     con.register("reason_visitors", pa.table({"visitor_id": visitor_id}))
     try:
         table = con.execute(
-            f"""select f.visitor_id, {", ".join(f"f.{c}" for c in model.features)} from {FEATURES_TABLE} f
+            f"""select f.visitor_id, {", ".join(f"f.{c}" for c in columns)} from {FEATURES_TABLE} f
                 join reason_visitors using (visitor_id) where f.as_of_date = ?""",
             [as_of],
         ).to_arrow_table()
     finally:
         con.unregister("reason_visitors")
-    dm = xgb.DMatrix(to_matrix(table, model.features), feature_names=model.features, nthread=threads)
+    x = repeat_purchase.complete(model, to_matrix(table, columns))
+    dm = xgb.DMatrix(x, base_margin=repeat_purchase.offset(model.features, x), feature_names=model.features,
+                     nthread=threads)  # fmt: skip
     # Approximate (Saabas) contributions: the same attribution idea as SHAP at a fraction of the cost.
     reasons = _top_reasons(model.booster.predict(dm, pred_contribs=True, approx_contribs=True)[:, :-1])
     fetched = table["visitor_id"].to_numpy()

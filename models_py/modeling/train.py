@@ -14,7 +14,7 @@ import xgboost as xgb
 from models_py.config import Settings
 from models_py.errors import JobFailed
 from models_py.modeling import calibration as calibrate
-from models_py.modeling import evaluate, population
+from models_py.modeling import evaluate, population, repeat_purchase
 from models_py.modeling.dataset import (
     FEATURES_TABLE,
     SEED_FEATURES,
@@ -74,6 +74,7 @@ class TrainedModel:
     metrics: dict[str, float]
     population_profile: dict[str, dict]  # the validation population, what drift is measured against
     companion: Companion | None = None
+    repeat_purchase: repeat_purchase.RepeatPurchase | None = None  # BG/NBD behind the last feature
 
 
 def negative_keep_rate(negatives: int, max_negatives: int) -> float:
@@ -102,10 +103,16 @@ def fit(
     progress: Callable[[str], None] | None = None,
 ) -> TrainedModel:
     keep = negative_keep_rate(negatives(con, train_dates), cfg.max_training_negatives)
+    bg = None
+    if set(repeat_purchase.INPUTS) <= set(features):
+        bg = repeat_purchase.fit_at(con, train_dates[-1], cfg.horizon_days, source)
     tr = labelled(con, train_dates, features, negative_keep_rate=keep, source=source)
+    tr = repeat_purchase.extended(tr, bg) if bg else tr
+    model_features = tr.features
     weight = np.where(tr.y == 1, 1.0, 1.0 / keep).astype(np.float32)
     columns = [features.index(f) for f in companion_features or []]
-    dtrain = xgb.DMatrix(tr.x, label=tr.y, weight=weight, feature_names=features, nthread=cfg.threads)
+    dtrain = xgb.DMatrix(tr.x, label=tr.y, weight=weight, base_margin=repeat_purchase.offset(model_features, tr.x),
+                         feature_names=model_features, nthread=cfg.threads)  # fmt: skip
     dtrain_companion = (
         xgb.DMatrix(tr.x[:, columns], label=tr.y, weight=weight, feature_names=companion_features, nthread=cfg.threads)
         if columns else None
@@ -113,9 +120,10 @@ def fit(
     training_rows = tr.y.size
     del tr  # the DMatrix holds its own copy; a large shop needs the memory for the validation rows
     va = labelled(con, [validation_date], features, source=source)
+    va = repeat_purchase.extended(va, bg) if bg else va
     roles = validation_roles(va.visitor_id)
     booster, calibration, threshold, metrics = _boost_and_calibrate(
-        dtrain, va.x, va.y, roles, features, cfg, validation_date, progress
+        dtrain, va.x, va.y, roles, model_features, cfg, validation_date, progress
     )
     metrics["training_rows"] = float(training_rows)
     metrics["negative_keep_rate"] = keep
@@ -127,8 +135,8 @@ def fit(
             features=list(companion_features),
         )  # fmt: skip
     return TrainedModel(
-        booster, calibration, threshold, list(features), list(train_dates), validation_date, metrics,
-        population.profile(va.x, list(features)), companion,
+        booster, calibration, threshold, list(model_features), list(train_dates), validation_date, metrics,
+        population.profile(va.x, list(model_features)), companion, bg,
     )  # fmt: skip
 
 
@@ -163,7 +171,7 @@ def _boost_and_calibrate(
     def matrix(role: int, label: bool = False) -> xgb.DMatrix:
         rows = roles == role
         return xgb.DMatrix(va_x[rows], label=va_y[rows] if label else None, feature_names=features,
-                           nthread=cfg.threads)  # fmt: skip
+                           base_margin=repeat_purchase.offset(features, va_x[rows]), nthread=cfg.threads)  # fmt: skip
 
     booster = xgb.train(
         {**PARAMS, "nthread": cfg.threads},

@@ -18,6 +18,7 @@ import duckdb
 import numpy as np
 
 from models_py.errors import GateFailed
+from models_py.modeling import repeat_purchase
 from models_py.modeling.dataset import FEATURES_TABLE, to_matrix
 from models_py.modeling.population import edges_of, profile, psi, shares
 from models_py.warehouse.connection import fetch_arrow
@@ -90,20 +91,21 @@ def score_drift(
     return d
 
 
-def mart_sample(con: duckdb.DuckDBPyConnection, features: list[str], as_of: date) -> np.ndarray:
-    """The drift sample (visitor_id % 5 = 0) of a date, read from the features mart."""
+def mart_sample(con: duckdb.DuckDBPyConnection, model, as_of: date) -> np.ndarray:
+    """The drift sample (visitor_id % 5 = 0) of a date in the model's features, read from the features mart."""
+    columns = repeat_purchase.mart_columns(model)
     table = fetch_arrow(
         con,
-        f"select {', '.join(features)} from {FEATURES_TABLE} where as_of_date = ? and visitor_id % ? = 0",
+        f"select {', '.join(columns)} from {FEATURES_TABLE} where as_of_date = ? and visitor_id % ? = 0",
         [as_of, SAMPLE_MODULUS],
     )
-    return to_matrix(table, features)
+    return repeat_purchase.complete(model, to_matrix(table, columns))
 
 
 def _profile_from_mart(con: duckdb.DuckDBPyConnection, model) -> dict[str, dict]:
     """The profile of a model saved before models carried one: its validation cut-off's rows, read from the mart."""
     day = date.fromisoformat(model.meta.validation_as_of_date)
-    return profile(mart_sample(con, model.features, day), model.features)
+    return profile(mart_sample(con, model, day), model.features)
 
 
 def raise_if_drifted(drifts: list[Drift], what: str, fail: float) -> list[Drift]:

@@ -8,7 +8,7 @@ from datetime import date
 import duckdb
 
 from models_py.config import Settings
-from models_py.modeling import evaluate
+from models_py.modeling import evaluate, repeat_purchase
 from models_py.modeling.dataset import hash_unit, labelled
 from models_py.modeling.model import ScoringModel, probabilities
 from models_py.ops import registry
@@ -16,7 +16,7 @@ from models_py.ops import registry
 
 def validation_auc(con: duckdb.DuckDBPyConnection, model: ScoringModel, as_of: date, threads: int) -> float:
     """A model's ROC AUC on the calibration half of a cut-off (the half no model's early stopping saw)."""
-    va = labelled(con, [as_of], model.features)
+    va = labelled(con, [as_of], repeat_purchase.mart_columns(model))
     half = hash_unit(va.visitor_id, 17) >= 0.5
     return evaluate.metrics(va.y[half], probabilities(model, va.x[half], threads), 0.5)["roc_auc"]
 
@@ -55,3 +55,17 @@ def promote_if_better(
         registry.set_champion(con, meta.version)
         say(f"  {meta.version} promoted")
     return wins
+
+
+def previous_champion(con: duckdb.DuckDBPyConnection) -> str | None:
+    """The most recently retired model: what `propensity rollback` goes back to."""
+    row = con.execute(
+        "select model_version from ml.model_registry where status = 'retired' order by status_changed_at desc limit 1"
+    ).fetchone()
+    return row[0] if row else None
+
+
+def retrain_due(con: duckdb.DuckDBPyConnection, as_of: date, cfg: Settings) -> bool:
+    """No model yet, or the newest was trained at least PROPENSITY_RETRAIN_EVERY_DAYS before ``as_of``."""
+    row = con.execute("select max(as_of_date) from ml.model_registry where status <> 'withdrawn'").fetchone()
+    return row[0] is None or (as_of - row[0]).days >= cfg.retrain_every_days

@@ -15,6 +15,7 @@ import xgboost as xgb
 from models_py.config import Settings
 from models_py.errors import JobFailed
 from models_py.modeling import calibration as calibrate
+from models_py.modeling.repeat_purchase import RepeatPurchase
 from models_py.modeling.train import PARAMS, Companion, TrainedModel
 from models_py.shop_calendar import utc_now_naive
 
@@ -60,9 +61,10 @@ class LoadedModel:
     """A stored model whose artifact verified, ready to score (what ``modeling.model.ScoringModel`` asks for)."""
 
     def __init__(self, meta: ModelMetadata, booster: xgb.Booster, calibration: calibrate.Calibration,
-                 companion: CompanionModel | None = None):  # fmt: skip
+                 companion: CompanionModel | None = None, repeat_purchase: RepeatPurchase | None = None):  # fmt: skip
         self.meta, self.booster, self.calibration, self.companion = meta, booster, calibration, companion
         self.version, self.features, self.threshold = meta.version, meta.features, meta.threshold
+        self.repeat_purchase = repeat_purchase
 
 
 def feature_hash(features: list[str]) -> str:
@@ -85,9 +87,12 @@ def folder_sha256(folder: Path) -> str:
 
 def scoring_sha256(trained: TrainedModel) -> str:
     """What a version names: everything that turns features into a published probability and a decision (the trees,
-    the calibration, the threshold; the companion's too). The same trees calibrated differently are another model."""
+    the calibration, the threshold, BG/NBD behind its derived feature; the companion's too). The same trees
+    calibrated differently are another model."""
     digest = hashlib.sha256(bytes(trained.booster.save_raw("json")))
     parts = [calibrate.to_dict(trained.calibration), trained.threshold]
+    if trained.repeat_purchase is not None:
+        parts.append(trained.repeat_purchase.to_dict())
     if trained.companion is not None:
         digest.update(bytes(trained.companion.booster.save_raw("json")))
         parts += [calibrate.to_dict(trained.companion.calibration), trained.companion.threshold]
@@ -119,6 +124,7 @@ def store(con: duckdb.DuckDBPyConnection, cfg: Settings, trained: TrainedModel, 
         calibration=calibrate.to_dict(trained.calibration),
         metrics=trained.metrics,
         population_profile=trained.population_profile,
+        extra={"repeat_purchase": trained.repeat_purchase.to_dict()} if trained.repeat_purchase else {},
     )
     if con.execute("select 1 from ml.model_registry where model_version = ?", [version]).fetchone():
         return load_version(con, version).meta  # the same trees were stored before (a rerun): keep that folder
@@ -180,11 +186,13 @@ def load(folder: Path, expected_sha256: str | None = None) -> LoadedModel:
     try:
         calibration = calibrate.from_dict(meta.calibration)
         companion = _companion(folder, meta)
+        spec = meta.extra.get("repeat_purchase")
+        bg = RepeatPurchase.from_dict(spec) if spec else None
     except (ValueError, KeyError, TypeError) as exc:
         raise ArtifactError(f"refusing model {meta.version}: {meta_path}: {exc}") from exc
     booster = xgb.Booster()
     booster.load_model(model_path)
-    return LoadedModel(meta=meta, booster=booster, calibration=calibration, companion=companion)
+    return LoadedModel(meta, booster, calibration, companion, bg)
 
 
 def register(
@@ -284,17 +292,3 @@ def load_pointed_champion(models_dir: Path, registered_sha256: str | None = None
     if not sha:
         raise ArtifactError(f"{pointer} was written before folder hashes: run `propensity promote {version}` once")
     return load(model_folder(models_dir, version), registered_sha256 or sha)
-
-
-def previous_champion(con: duckdb.DuckDBPyConnection) -> str | None:
-    """The most recently retired model: what `propensity rollback` goes back to."""
-    row = con.execute(
-        "select model_version from ml.model_registry where status = 'retired' order by status_changed_at desc limit 1"
-    ).fetchone()
-    return row[0] if row else None
-
-
-def retrain_due(con: duckdb.DuckDBPyConnection, as_of: date, cfg: Settings) -> bool:
-    """No model yet, or the newest was trained at least PROPENSITY_RETRAIN_EVERY_DAYS before ``as_of``."""
-    row = con.execute("select max(as_of_date) from ml.model_registry where status <> 'withdrawn'").fetchone()
-    return row[0] is None or (as_of - row[0]).days >= cfg.retrain_every_days
