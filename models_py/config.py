@@ -38,6 +38,7 @@ class Settings:
     reports_dir: Path
     day_start_hour_utc: int
     horizon_days: int
+    feature_windows_days: tuple[int, ...]
     training_cutoffs: int
     cutoff_step_days: int
     cutoff_anchor: date
@@ -98,6 +99,8 @@ def _value(name: str, spec: dict, raw: object) -> object:
             return tuple(sorted(date.fromisoformat(d.strip()) for d in str(raw).split(",") if d.strip()))
         except ValueError:
             raise SettingsError(f"{env}={raw!r} is not a comma-separated list of dates like 2015-08-21") from None
+    if kind == "days":
+        return _days(env, spec, raw)
     if kind == "str":
         return str(raw).strip()
     if kind == "memory":
@@ -114,6 +117,20 @@ def _value(name: str, spec: dict, raw: object) -> object:
         allowed = f"from {low}" + (f" to {high}" if high is not None else " up")
         raise SettingsError(f"{env}={raw!r} is out of range: {name} must be {allowed}")
     return value
+
+
+def _days(env: str, spec: dict, raw: object) -> tuple[int, ...]:
+    """A comma-separated list of day counts, each in range, holding every required one."""
+    try:
+        days = tuple(sorted({int(d) for d in str(raw).split(",") if d.strip()}))
+    except ValueError:
+        raise SettingsError(f"{env}={raw!r} is not a comma-separated list of whole days like 1,7,30") from None
+    if any(d < spec["min"] or d > spec["max"] for d in days):
+        raise SettingsError(f"{env}={raw!r} is out of range: every window must be {spec['min']} to {spec['max']} days")
+    missing = [d for d in spec.get("required", []) if d not in days]
+    if missing:
+        raise SettingsError(f"{env}={raw!r} lacks {', '.join(map(str, missing))}: {spec['why_required']}")
+    return days
 
 
 def _check_paths(cfg: Settings) -> None:
@@ -156,7 +173,7 @@ def describe() -> list[tuple[str, str, str, str]]:
 
 
 def _shown(value: object) -> str:
-    return ",".join(d.isoformat() for d in value) if isinstance(value, tuple) else str(value)
+    return ",".join(map(_shown, value)) if isinstance(value, tuple) else getattr(value, "isoformat", value.__str__)()
 
 
 def folder_env(root: Path) -> dict[str, str]:

@@ -5,6 +5,7 @@ beside BG/NBD, the classic model for such a log."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import duckdb
@@ -71,3 +72,14 @@ def test_the_backtest_puts_bg_nbd_beside_the_product_on_monthly_cutoffs(order_sh
     bg = summary["models"]["bg_nbd"]["mean"]
     # BG/NBD ranks repeat buyers with real skill on a log of orders (the oracle bounds it from above).
     assert 0.55 < bg["roc_auc"] < summary["models"]["oracle"]["mean"]["roc_auc"]
+
+
+def test_a_backtest_straight_after_ingest_builds_what_it_needs(order_shop, tmp_path: Path) -> None:
+    env = {**folder_env(tmp_path), **SETTINGS}
+    shutil.copytree(Path(order_shop["PROPENSITY_DATA_DIR"]) / "landing", tmp_path / "data" / "landing")
+    assert cli("ingest", env=env).returncode == 0
+    result = cli("backtest", "--last", "1", env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "bg_nbd" in result.stdout and "product" in result.stdout
+    with duckdb.connect(env["PROPENSITY_WAREHOUSE"], read_only=True) as con:
+        assert con.execute("select count(distinct run_id) from ml.backtest_metrics").fetchone()[0] == 1

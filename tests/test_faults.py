@@ -72,6 +72,18 @@ def test_3_settings_out_of_range_are_refused(monkeypatch, variable: str, value: 
         settings()
 
 
+@pytest.mark.parametrize(
+    ("value", "named"),
+    [("7,30", "lacks 1: the original 14 features"), ("1,7,30,400", "out of range"), ("1,week", "whole days")],
+)
+def test_3_feature_windows_must_keep_the_original_ones_and_stay_in_range(monkeypatch, value: str, named: str) -> None:
+    monkeypatch.setenv("PROPENSITY_FEATURE_WINDOWS_DAYS", value)
+    with pytest.raises(SettingsError, match=f"PROPENSITY_FEATURE_WINDOWS_DAYS='{value}'.*{named}"):
+        settings()
+    monkeypatch.setenv("PROPENSITY_FEATURE_WINDOWS_DAYS", "90, 30,7,1")
+    assert settings().feature_windows_days == (1, 7, 30, 90)
+
+
 def test_2_a_serving_path_on_the_warehouse_is_refused(monkeypatch, tmp_path: Path) -> None:
     for k, v in folder_env(tmp_path).items():
         monkeypatch.setenv(k, v)

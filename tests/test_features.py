@@ -141,3 +141,24 @@ def test_retention_keeps_the_spine_and_the_newest_nights_of_features(own_world, 
     dates = dates_in_mart()
     assert off_spine not in dates and newest in dates
     assert all((d - cfg.cutoff_anchor).days % cfg.cutoff_step_days == 0 for d in dates)
+
+
+def test_a_longer_window_is_a_setting_and_counts_exactly_its_days(own_world, monkeypatch) -> None:
+    monkeypatch.setenv("PROPENSITY_FEATURE_WINDOWS_DAYS", "1,7,30,90")
+    cfg = settings()
+    with duckdb.connect(str(cfg.warehouse_path), read_only=True) as con:
+        newest = con.execute(f"select max(as_of_date) from {FEATURES}").fetchone()[0]
+    dbt.build(cfg, build_plan.BuildPlan(features=[newest]))
+    cutoff_ms = cfg.calendar.day_start_ms(newest)
+    with duckdb.connect(str(cfg.warehouse_path), read_only=True) as con:
+        wrong, longer = con.execute(
+            f"""with straight as (
+                    select visitorid as visitor_id, count(*) as events, count(distinct itemid) as items
+                    from raw.events where timestamp >= ? - 90 * 86400000::bigint and timestamp < ? group by 1)
+                select count(*) filter (where f.total_events_90d <> coalesce(s.events, 0)
+                                           or f.num_unique_items_90d <> coalesce(s.items, 0)),
+                       count(*) filter (where f.total_events_90d > f.total_events_30d)
+                from {FEATURES} f left join straight s using (visitor_id) where f.as_of_date = ?""",
+            [cutoff_ms, cutoff_ms, newest],
+        ).fetchone()
+    assert wrong == 0 and longer > 0

@@ -31,6 +31,6 @@ def probabilities(model: Predictor, x: np.ndarray, threads: int) -> np.ndarray:
     """Calibrated probabilities for the rows of a float32 matrix of the model's mart columns, in its feature order
     (a derived feature, BG/NBD's probability, is computed here from them)."""
     x = repeat_purchase.complete(model, x)
-    margin = repeat_purchase.offset(model.features, x)
+    margin = repeat_purchase.offset(getattr(model, "repeat_purchase", None), model.features, x)
     raw = model.booster.predict(xgb.DMatrix(x, base_margin=margin, feature_names=model.features, nthread=threads))
     return model.calibration.apply(raw)

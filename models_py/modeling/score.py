@@ -84,7 +84,7 @@ def _predict_all(
     for visitor_id, mart_x in _feature_batches(con, repeat_purchase.mart_columns(model), as_of, batch_rows):
         x = repeat_purchase.complete(model, mart_x)
         ids.append(visitor_id)
-        margin = repeat_purchase.offset(model.features, x)
+        margin = repeat_purchase.offset(getattr(model, "repeat_purchase", None), model.features, x)
         raw.append(model.booster.inplace_predict(x, validate_features=False, base_margin=margin))
         sample.append(x[visitor_id % SAMPLE_MODULUS == 0])
     if not ids:
@@ -107,8 +107,8 @@ def _reasons_for(
     finally:
         con.unregister("reason_visitors")
     x = repeat_purchase.complete(model, to_matrix(table, columns))
-    dm = xgb.DMatrix(x, base_margin=repeat_purchase.offset(model.features, x), feature_names=model.features,
-                     nthread=threads)  # fmt: skip
+    margin = repeat_purchase.offset(getattr(model, "repeat_purchase", None), model.features, x)
+    dm = xgb.DMatrix(x, base_margin=margin, feature_names=model.features, nthread=threads)
     # Approximate (Saabas) contributions: the same attribution idea as SHAP at a fraction of the cost.
     reasons = _top_reasons(model.booster.predict(dm, pred_contribs=True, approx_contribs=True)[:, :-1])
     fetched = table["visitor_id"].to_numpy()

@@ -104,14 +104,15 @@ def fit(
 ) -> TrainedModel:
     keep = negative_keep_rate(negatives(con, train_dates), cfg.max_training_negatives)
     bg = None
-    if set(repeat_purchase.INPUTS) <= set(features):
+    if set(repeat_purchase.INPUTS) <= set(features) and repeat_purchase.is_order_log(con, train_dates[-1], source):
         bg = repeat_purchase.fit_at(con, train_dates[-1], cfg.horizon_days, source)
     tr = labelled(con, train_dates, features, negative_keep_rate=keep, source=source)
     tr = repeat_purchase.extended(tr, bg) if bg else tr
     model_features = tr.features
     weight = np.where(tr.y == 1, 1.0, 1.0 / keep).astype(np.float32)
+    bg = repeat_purchase.scaled(bg, tr, weight) if bg else None
     columns = [features.index(f) for f in companion_features or []]
-    dtrain = xgb.DMatrix(tr.x, label=tr.y, weight=weight, base_margin=repeat_purchase.offset(model_features, tr.x),
+    dtrain = xgb.DMatrix(tr.x, label=tr.y, weight=weight, base_margin=repeat_purchase.offset(bg, model_features, tr.x),
                          feature_names=model_features, nthread=cfg.threads)  # fmt: skip
     dtrain_companion = (
         xgb.DMatrix(tr.x[:, columns], label=tr.y, weight=weight, feature_names=companion_features, nthread=cfg.threads)
@@ -123,7 +124,7 @@ def fit(
     va = repeat_purchase.extended(va, bg) if bg else va
     roles = validation_roles(va.visitor_id)
     booster, calibration, threshold, metrics = _boost_and_calibrate(
-        dtrain, va.x, va.y, roles, model_features, cfg, validation_date, progress
+        dtrain, va.x, va.y, roles, model_features, cfg, validation_date, progress, prior=bg
     )
     metrics["training_rows"] = float(training_rows)
     metrics["negative_keep_rate"] = keep
@@ -163,15 +164,16 @@ class _Progress(xgb.callback.TrainingCallback):
 
 
 def _boost_and_calibrate(
-    dtrain, va_x, va_y, roles, features: list[str], cfg: Settings, validation_date: date, progress=None
+    dtrain, va_x, va_y, roles, features: list[str], cfg: Settings, validation_date: date, progress=None, prior=None
 ):
     """Boost with early stopping on the stopping rows; calibrate and pick the threshold on the calibration rows;
     measure on the held-out rows. Returns (booster, calibration, threshold, held-out metrics)."""
 
     def matrix(role: int, label: bool = False) -> xgb.DMatrix:
         rows = roles == role
-        return xgb.DMatrix(va_x[rows], label=va_y[rows] if label else None, feature_names=features,
-                           base_margin=repeat_purchase.offset(features, va_x[rows]), nthread=cfg.threads)  # fmt: skip
+        margin = repeat_purchase.offset(prior, features, va_x[rows])
+        return xgb.DMatrix(va_x[rows], label=va_y[rows] if label else None, base_margin=margin,
+                           feature_names=features, nthread=cfg.threads)  # fmt: skip
 
     booster = xgb.train(
         {**PARAMS, "nthread": cfg.threads},

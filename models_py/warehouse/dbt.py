@@ -29,6 +29,7 @@ def project_vars(cfg: Settings) -> dict:
     return {
         **cfg.calendar.dbt_vars(),
         "label_horizon_days": cfg.horizon_days,
+        "feature_windows_days": list(cfg.feature_windows_days),
         "cutoff_anchor": cfg.cutoff_anchor.isoformat(),
         "cutoff_step_days": cfg.cutoff_step_days,
         "keep_nightly_features": cfg.keep_nightly_features,
