@@ -55,7 +55,7 @@ def test_a_log_of_orders_alone_is_scored_on_monthly_cutoffs_with_a_30_day_horizo
     # The champion starts from BG/NBD: its probability is the model's last feature, its parameters stored.
     assert features.split(",")[-1] == "repeat_purchase_probability"
     meta = json.loads((Path(order_shop["PROPENSITY_MODELS_DIR"]) / version / "metadata.json").read_text())
-    assert set(meta["extra"]["repeat_purchase"]) == {"r", "alpha", "a", "b", "horizon_days"}
+    assert set(meta["extra"]["repeat_purchase"]) == {"r", "alpha", "a", "b", "horizon_days", "intercept", "slope"}
     assert meta["extra"]["repeat_purchase"]["horizon_days"] == 30
     with duckdb.connect(order_shop["PROPENSITY_SERVING"], read_only=True) as serving:
         scored = serving.execute("select count(*), min(as_of_date) from visitor_propensity_scores").fetchone()
@@ -83,3 +83,10 @@ def test_a_backtest_straight_after_ingest_builds_what_it_needs(order_shop, tmp_p
     assert "bg_nbd" in result.stdout and "product" in result.stdout
     with duckdb.connect(env["PROPENSITY_WAREHOUSE"], read_only=True) as con:
         assert con.execute("select count(distinct run_id) from ml.backtest_metrics").fetchone()[0] == 1
+
+
+def test_a_clickstreams_model_does_without_bg_nbd(pipeline) -> None:
+    cfg, _ = pipeline
+    with duckdb.connect(str(cfg.warehouse_path), read_only=True) as con:
+        features = con.execute("select feature_list from ml.model_registry where status = 'champion'").fetchone()[0]
+    assert "repeat_purchase_probability" not in features.split(",") and "num_views_7d" in features.split(",")
