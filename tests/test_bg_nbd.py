@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 
 from models_py.modeling import bg_nbd
-from models_py.modeling.dataset import LabelledSet
 
 TRUE = bg_nbd.BgNbd(r=0.8, alpha=12.0, a=0.7, b=2.5)
 
@@ -57,7 +56,7 @@ def test_a_first_purchase_on_the_first_day_is_the_birth_not_a_repeat() -> None:
     x = np.array(
         [[40.2, 1, 40.2, 40.2], [40.2, 3, 40.2, 5.5], [12.5, 0, np.nan, np.nan], [20.3, 2, 15.1, 3.4]], np.float32
     )
-    h = bg_nbd.history(LabelledSet(names, np.arange(4), x, np.zeros(4)))
+    h = bg_nbd.history(names, x)
     assert h.x.tolist() == [0, 2, 0, 2]
     assert np.allclose(h.t_x, [0, 40.2 - 5.5, 0, 20.3 - 3.4], atol=1e-4)
     assert np.allclose(h.age, [40.2, 40.2, 12.5, 20.3], atol=1e-4)

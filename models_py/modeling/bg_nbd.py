@@ -86,25 +86,26 @@ def fit(h: History) -> BgNbd:
     return BgNbd(*(float(v) for v in np.exp(best.x)))
 
 
-def history(rows: LabelledSet) -> History:
-    """BG/NBD's inputs from the features mart's columns at a cut-off. A cut-off is a day start, so whole days back
-    from it name shop days: a first purchase on the first event's day is the birth, not a repeat."""
+def history(features: list[str], x: np.ndarray) -> History:
+    """BG/NBD's inputs from rows of the features mart's columns (named by ``features``) at a cut-off. A cut-off is a
+    day start, so whole days back from it name shop days: a first purchase on the first event's day is the birth,
+    not a repeat."""
 
     def col(name: str) -> np.ndarray:
-        return rows.x[:, rows.features.index(name)].astype(np.float64)
+        return x[:, features.index(name)].astype(np.float64)
 
     age = col("days_since_first_event")
     purchase_days = np.nan_to_num(col("num_purchase_days_all"))
     first_buy, last_buy = col("days_since_first_transaction"), col("days_since_last_transaction")
     bought_at_birth = np.floor(first_buy) == np.floor(age)  # false where the visitor never bought (NaN)
-    x = np.maximum(purchase_days - bought_at_birth, 0.0)
-    t_x = np.where(x > 0, np.maximum(age - np.nan_to_num(last_buy), 0.0), 0.0)
-    return History(x=x, t_x=t_x, age=np.maximum(age, 1e-6))
+    repeats = np.maximum(purchase_days - bought_at_birth, 0.0)
+    t_x = np.where(repeats > 0, np.maximum(age - np.nan_to_num(last_buy), 0.0), 0.0)
+    return History(x=repeats, t_x=t_x, age=np.maximum(age, 1e-6))
 
 
 def fitting_sample(rows: LabelledSet) -> History:
     """The histories to fit on: every visitor's, or a fixed hash sample of FIT_ROWS of a large shop's."""
-    h = history(rows)
+    h = history(rows.features, rows.x)
     if h.x.size <= FIT_ROWS:
         return h
     keep = hash_unit(rows.visitor_id, 29) < FIT_ROWS / h.x.size
@@ -113,4 +114,4 @@ def fitting_sample(rows: LabelledSet) -> History:
 
 def fitted_probabilities(rows: LabelledSet, horizon_days: int) -> np.ndarray:
     """Fit on the cut-off's own histories, then predict every visitor of it."""
-    return fit(fitting_sample(rows)).p_purchase(history(rows), horizon_days)
+    return fit(fitting_sample(rows)).p_purchase(history(rows.features, rows.x), horizon_days)

@@ -38,8 +38,7 @@ class RepeatPurchase:
     slope: float = 1.0
 
     def probability(self, features: list[str], x: np.ndarray) -> np.ndarray:
-        rows = LabelledSet(features, np.empty(0, np.int64), x, np.empty(0, np.int8))
-        return self.model.p_purchase(bg_nbd.history(rows), self.horizon_days).astype(np.float32)
+        return self.model.p_purchase(bg_nbd.history(features, x), self.horizon_days).astype(np.float32)
 
     def to_dict(self) -> dict:
         return {**asdict(self.model), "horizon_days": self.horizon_days, "intercept": self.intercept,
@@ -96,9 +95,9 @@ def offset(fitted: RepeatPurchase | None, features: list[str], x: np.ndarray) ->
 
 
 def scaled(fitted: RepeatPurchase, rows: LabelledSet, weight: np.ndarray) -> RepeatPurchase:
-    """BG/NBD's log-odds mapped onto the training labels (a one-feature logistic regression). On a clickstream its
-    repeat-purchase probabilities sit far above the purchase rate of visitors who never bought, and boosting would
-    spend its first trees, and its early stopping's patience, on moving that level."""
+    """BG/NBD's log-odds mapped onto the training labels (a one-feature logistic regression): where its level or
+    spread is off for the shop, boosting would otherwise spend its first trees, and its early stopping's patience,
+    on correcting them."""
     z = _logit(rows.x[:, rows.features.index(FEATURE)])[:, None]
     fit = LogisticRegression(C=1e6, max_iter=1000).fit(z, rows.y, sample_weight=weight)
     return replace(fitted, intercept=float(fit.intercept_[0]), slope=float(fit.coef_[0, 0]))
