@@ -1,7 +1,7 @@
--- The 45 features straight from the events, for the cut-offs in table `reference_cutoffs` (as_of_date, cutoff_ms):
+-- The features straight from the events, for the cut-offs in table `reference_cutoffs` (as_of_date, cutoff_ms):
 -- every event before each cut-off joined to it, as the product computed them before the daily rollups. Slow
 -- (events x cut-offs) and obviously right; tests/test_features.py compares the marts with it value for value.
-with
+with recursive
 cutoffs as (select * from reference_cutoffs),
 raw_events as (
     select timestamp as event_ms, visitorid as visitor_id, itemid as item_id, transactionid as transaction_id,
@@ -88,6 +88,33 @@ affinity as (
     join category_rates r using (as_of_date, category_id)
     group by 1, 2
 ),
+category_tops as (  -- each category's top-level ancestor, walked up the tree
+    select categoryid as category_id, categoryid as top_category_id from raw.category_tree where parentid is null
+    union all
+    select t.categoryid, p.top_category_id from raw.category_tree t join category_tops p on t.parentid = p.category_id
+),
+customers as (
+    select as_of_date, visitor_id, num_purchase_days_all - 1 as repeats, cutoff_ms - first_transaction_ms as exposure_ms
+    from activity where num_purchase_days_all > 0
+),
+customer_tops as (
+    select e.as_of_date, e.visitor_id, coalesce(t.top_category_id, c.category_id) as top_category_id, count(*) as n
+    from e join item_categories c using (item_id) left join category_tops t using (category_id)
+    where e.is_transaction group by 1, 2, 3
+),
+shop_repeat as (
+    select as_of_date, sum(repeats) / (sum(exposure_ms) / 86400000.0) as shop_rate from customers group by 1
+),
+top_rates as (
+    select as_of_date, top_category_id,
+        (sum(repeats) + 365 * max(shop_rate)) / (sum(exposure_ms) / 86400000.0 + 365) as rate
+    from customer_tops join customers using (as_of_date, visitor_id) join shop_repeat using (as_of_date) group by 1, 2
+),
+purchase_taste as (
+    select as_of_date, visitor_id,
+        cast(sum(n * cast(rate as decimal(18, 15))) / sum(n) as double) as purchased_category_repeat_rate
+    from customer_tops join top_rates using (as_of_date, top_category_id) group by 1, 2
+),
 carts as (
     select as_of_date, visitor_id, item_id, max(cutoff_ms) as cutoff_ms,
         max(event_ms) filter (where is_addtocart) as last_cart, max(event_ms) filter (where is_transaction) as last_buy
@@ -125,8 +152,9 @@ select
     cast((floor((last_event_ms - 10800000) / 86400000.0) + 3) % 7 as integer) as last_event_weekday,
     coalesce(max_views_of_one_item_7d, 0) as max_views_of_one_item_7d, avg_item_conversion_rate_7d,
     max_item_conversion_rate_7d, category_conversion_rate, top_category_view_share,
-    coalesce(num_categories_viewed, 0) as num_categories_viewed
+    coalesce(num_categories_viewed, 0) as num_categories_viewed, purchased_category_repeat_rate
 from activity a
 left join item_focus using (as_of_date, visitor_id)
 left join affinity using (as_of_date, visitor_id)
+left join purchase_taste using (as_of_date, visitor_id)
 left join open_carts using (as_of_date, visitor_id)

@@ -42,6 +42,12 @@ category_affinities as (
 
 ),
 
+purchase_categories as (
+
+    select * from {{ ref('int_visitor_purchase_categories_weighed') }}
+
+),
+
 carts as (
 
     select * from {{ ref('int_carts_matched_to_purchases') }}
@@ -72,7 +78,7 @@ joined as (
     select *  -- noqa: RF02
     from
         totals
-    {%- for part in ['recent_activity', 'item_focus', 'category_affinities', 'open_carts'] %}
+    {%- for part in ['recent_activity', 'item_focus', 'category_affinities', 'purchase_categories', 'open_carts'] %}
     left join {{ part }} using (as_of_date, visitor_id)  -- noqa: ST07
     {%- endfor %}
 
@@ -126,7 +132,8 @@ final as (
         max_item_conversion_rate_7d,
         category_conversion_rate,
         top_category_view_share,
-        coalesce(num_categories_viewed, 0) as num_categories_viewed
+        coalesce(num_categories_viewed, 0) as num_categories_viewed,
+        purchased_category_repeat_rate
 
     from joined
     {%- if build | length > 1 %}
