@@ -90,3 +90,27 @@ def test_a_clickstreams_model_does_without_bg_nbd(pipeline) -> None:
     with duckdb.connect(str(cfg.warehouse_path), read_only=True) as con:
         features = con.execute("select feature_list from ml.model_registry where status = 'champion'").fetchone()[0]
     assert "repeat_purchase_probability" not in features.split(",") and "num_views_7d" in features.split(",")
+
+
+def test_a_full_payload_is_scored_by_the_order_logs_champion_as_the_night_scored_it(order_shop) -> None:
+    """Every one of the champion's mart columns, nulls as JSON null (a log of orders has no views to rate): the
+    champion answers, deriving BG/NBD's probability as the night did, with each customer's published score."""
+    from models_py.modeling import repeat_purchase
+    from models_py.modeling.predict import predict_payload
+    from models_py.ops import registry
+
+    model = registry.load_pointed_champion(Path(order_shop["PROPENSITY_MODELS_DIR"]))
+    columns = repeat_purchase.mart_columns(model)
+    with duckdb.connect(order_shop["PROPENSITY_WAREHOUSE"], read_only=True) as con:
+        rows = con.execute(
+            f"""select h.propensity, {", ".join(f"f.{c}" for c in columns)}
+                from ml.visitor_propensity_score_history h
+                join marts.fct_visitor_features f using (visitor_id, as_of_date)
+                where h.as_of_date = (select max(as_of_date) from ml.visitor_propensity_score_history)
+                order by hash(h.visitor_id) limit 50"""
+        ).fetchall()
+    assert len(rows) == 50 and all(None in r for r in rows)
+    for published, *values in rows:
+        result, unknown = predict_payload(model, json.dumps({"features": dict(zip(columns, values, strict=True))}))
+        assert result["features_used"] == f"all {len(model.features)}" and result["model"] == model.version
+        assert not unknown and result["propensity_to_buy"] == pytest.approx(published, abs=1e-6)

@@ -189,3 +189,29 @@ def test_the_ceiling_names_the_missing_truth_of_a_real_shop(backtested, tmp_path
         pytest.raises(BadInputError, match=f"no simulator truth in {tmp_path}"),
     ):
         ceiling.run(con, cfg, test_date, truth_dir=tmp_path)
+
+
+def test_a_cutoff_too_young_to_train_is_skipped_and_named_and_the_others_kept(backtested, monkeypatch) -> None:
+    """A young shop's first cut-offs cannot calibrate a model: the backtest names them and measures the rest (every
+    model on the same dates); with none left it fails saying why."""
+    cfg, summary, _ = backtested
+    young, kept = summary["cutoffs"]
+    scored = backtest.predict_cutoff
+
+    def too_young_on_the_first(con, test_date, *args):
+        if test_date.isoformat() == young:
+            raise backtest.TrainingError("cannot calibrate on the validation cut-off: too young")
+        return scored(con, test_date, *args)
+
+    monkeypatch.setattr(backtest, "predict_cutoff", too_young_on_the_first)
+    chosen = [backtest.date.fromisoformat(d) for d in summary["cutoffs"]]
+    with session(cfg, read_only=True) as con:
+        partial_summary = backtest.run(con, cfg, None, chosen=chosen)
+        assert partial_summary["cutoffs"] == [kept]
+        assert partial_summary["skipped_cutoffs"] == [
+            {"as_of_date": young, "reason": "cannot calibrate on the validation cut-off: too young"}
+        ]
+        for name, body in partial_summary["models"].items():
+            assert [r["as_of_date"] for r in body["per_cutoff"]] == [kept], name
+        with pytest.raises(backtest.TrainingError, match="no test cut-off could be evaluated: .*too young"):
+            backtest.run(con, cfg, None, chosen=chosen[:1])

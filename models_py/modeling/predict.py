@@ -62,10 +62,12 @@ def predict_payload(model: ScoringModel, text: str) -> tuple[dict, list[str]]:
         )
     companion = getattr(model, "companion", None)
     inputs = repeat_purchase.mart_columns(model)  # a derived feature is computed from the others, never given
-    scorer = companion if companion is not None and any(given.get(f) is None for f in inputs) else model
+    # A name given as null is the mart's null (a rate with nothing to rate), which the champion scores as the night
+    # does; a name left out is unknown, and only the companion scores without it.
+    scorer = companion if companion is not None and any(f not in given for f in inputs) else model
     inputs = inputs if scorer is model else scorer.features
     values = [math.nan if given.get(name) is None else _feature_value(name, given[name]) for name in inputs]
-    unknown = [f for f in inputs if given.get(f) is None]
+    unknown = [f for f in inputs if f not in given]
     p = float(probabilities(scorer, np.array([values], dtype=np.float32), threads=1)[0])
     used = "the original 14" if scorer is companion else f"all {len(model.features)}"
     return {"visitorid": payload.get("visitorid"), "propensity_to_buy": p, "model": model.version,
