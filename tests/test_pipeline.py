@@ -319,6 +319,22 @@ def test_the_original_payload_is_scored_by_the_14_feature_companion(pipeline) ->
     assert spearmanr(nightly, on_demand).statistic >= 0.25
 
 
+def test_companion_agreement_measures_every_scored_visitor_and_stays_under_its_bound(pipeline) -> None:
+    """`propensity companion-agreement`: the companion's Spearman with the night's scores over every scored visitor,
+    never above the most a model of the 14 features can reach."""
+    from models_py.modeling.companion_agreement import measure, night_model_version
+
+    cfg, summary = pipeline
+    with duckdb.connect(str(cfg.warehouse_path), read_only=True) as con:
+        assert night_model_version(con, summary.as_of) == summary.model_version
+        result = measure(con, registry.load_version(con, summary.model_version), summary.as_of, threads=1)
+        scored = con.execute(
+            "select count(*) from ml.visitor_propensity_score_history where as_of_date = ?", [summary.as_of]
+        ).fetchone()[0]
+    assert result["visitors"] == scored and result["model_version"] == summary.model_version
+    assert 0.1 < result["spearman"] <= result["bound"] < 1.0
+
+
 def test_the_nightly_report_opens_with_the_audiences_and_every_image_exists(pipeline) -> None:
     import re
 

@@ -77,6 +77,33 @@ def ceiling(
     say(f"ceiling: {path} (the next report shows it)")
 
 
+@app.command("companion-agreement")
+def companion_agreement(
+    as_of: str = typer.Option(None, help=AS_OF_HELP + " of a scored night (default: the latest)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on standard output."),
+) -> None:
+    """How closely the 14-feature companion (what `predict` uses for the original payload) follows a night's scores,
+    and the most that any model of those 14 features could (visitors with the same 14 values get one answer)."""
+    from models_py.modeling.companion_agreement import measure, night_model_version
+    from models_py.ops import registry
+    from models_py.warehouse.connection import session
+    from models_py.warehouse.schema import SCORE_HISTORY
+
+    cfg = settings()
+    with session(cfg, read_only=True) as con:
+        night = parse_date(as_of) or con.execute(f"select max(as_of_date) from {SCORE_HISTORY}").fetchone()[0]
+        if night is None:
+            raise BadInputError(f"{SCORE_HISTORY} is empty: run the nightly job first")
+        result = measure(con, registry.load_version(con, night_model_version(con, night)), night, cfg.threads)
+    if as_json:
+        typer.echo(json.dumps(result, indent=1))
+        return
+    typer.echo(f"{result['as_of_date']}: {result['visitors']:,} visitors scored by {result['model_version']}, "
+               f"{result['distinct_payloads']:,} distinct 14-feature payloads; Spearman with the nightly scores: "
+               f"companion {result['spearman']:.3f} ({result['spearman_top_decile']:.3f} within the top decile), "
+               f"at most {result['bound']:.3f} for any model of the 14 features")  # fmt: skip
+
+
 @app.command()
 def report() -> None:
     """Write reports/<run>/index.html: the data, the champion, drift and the latest backtest, with PNG charts."""
