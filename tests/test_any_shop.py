@@ -62,12 +62,12 @@ def test_a_log_of_orders_alone_is_scored_on_monthly_cutoffs_with_a_30_day_horizo
     assert scored == (customers[0], as_of)  # every customer the log knows, tonight
 
 
-def test_the_backtest_puts_bg_nbd_beside_the_product_on_monthly_cutoffs(order_shop) -> None:
+def test_the_backtest_puts_bg_nbd_and_an_rfm_model_beside_the_product_on_monthly_cutoffs(order_shop) -> None:
     result = cli("backtest", "--json", "--last", "2", env=order_shop)
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout)
     assert summary["horizon_days"] == 30 and len(summary["cutoffs"]) + len(summary["skipped_cutoffs"]) == 2
-    for name in ("product", "bg_nbd", "seed_v2", "oracle"):
+    for name in ("product", "bg_nbd", "rfm_gbm", "seed_v2", "oracle"):
         assert len(summary["models"][name]["per_cutoff"]) == len(summary["cutoffs"]) >= 1
     bg = summary["models"]["bg_nbd"]["mean"]
     # BG/NBD ranks repeat buyers with real skill on a log of orders (the oracle bounds it from above).

@@ -25,8 +25,8 @@ from models_py.modeling.model import probabilities
 from models_py.modeling.train import TrainingError, fit, split_dates
 
 MODELS = (
-    "product", "product_14_features", "seed_v2", "seed_v2_test_tuned", "seed_v1", "bg_nbd", "recency", "cart_heuristic",
-    "oracle",
+    "product", "product_14_features", "seed_v2", "seed_v2_test_tuned", "seed_v1", "bg_nbd", "rfm_gbm", "recency",
+    "cart_heuristic", "oracle",
 )  # fmt: skip
 SUMMARY_METRICS = (
     "roc_auc", "pr_auc", "log_loss", "brier", "ece", "precision", "recall", "f1", "threshold",
@@ -89,6 +89,9 @@ def predict_cutoff(
     out.update(baselines.seed_v2(seed_train, val, test, cfg.threads))
     out["seed_v1"] = baselines.seed_v1(seed_train, val, test)
     out["bg_nbd"] = baselines.repeat_purchase(val, test, cfg.horizon_days)
+    rfm = fit(con, train_dates, validation_date, list(baselines.RFM_FEATURES), cfg)
+    rfm_columns = [features.index(f) for f in rfm.features]
+    out["rfm_gbm"] = Prediction(probabilities(rfm, test.x[:, rfm_columns], cfg.threads), rfm.threshold)
     out["recency"] = baselines.recency(val, test)
     out["cart_heuristic"] = baselines.open_cart(val, test)
     if oracle is not None:

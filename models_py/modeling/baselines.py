@@ -1,5 +1,5 @@
-"""What the product is measured against: the seed's two models, the classic repeat-purchase model and two simple
-rules, each used as its authors would have.
+"""What the product is measured against: the seed's two models, the classic repeat-purchase model, a plain
+recency-frequency-monetary GBM and two simple rules, each used as its authors would have.
 
 Each returns probabilities for the test cut-off and the threshold it decided with, chosen on the validation cut-off.
 """
@@ -31,6 +31,11 @@ SEED_V2_PARAMS = {
 SEED_V2_ROUNDS = 500
 # The seed's V1 scored visitors from global (lifetime) aggregates with a class-balanced linear model.
 SEED_V1_FEATURES = ("total_events_all", "num_views_all", "num_addtocart_all", "num_unique_items_all")
+# A plain recency-frequency-monetary model, what a data team would try first on a log of orders: purchase recency,
+# purchase days and orders, items bought (the events carry no prices) and the customer's age, boosted and calibrated
+# by the product's own training (modeling/train.py) on these columns alone.
+RFM_FEATURES = ("days_since_last_transaction", "num_purchase_days_all", "num_transactions_all",
+                "num_purchased_items_all", "days_since_first_transaction")  # fmt: skip
 
 
 @dataclass

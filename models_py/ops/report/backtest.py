@@ -8,7 +8,7 @@ from models_py.ops.report.page import Page, mean_sd, plt, table
 
 COLORS = {
     "product": "#1b6ca8", "product_14_features": "#5fa8d3", "seed_v2": "#d1495b", "seed_v2_test_tuned": "#edae49",
-    "seed_v1": "#8d6a9f", "bg_nbd": "#b5838d",
+    "seed_v1": "#8d6a9f", "bg_nbd": "#b5838d", "rfm_gbm": "#e07a5f",
     "recency": "#66a182", "cart_heuristic": "#2e4057", "oracle": "#999999",
 }  # fmt: skip
 BACKTEST_COLUMNS = (
@@ -93,14 +93,16 @@ def backtest_section(page: Page, summary: dict) -> None:
     rows = [[name] + [mean_sd(body, c) for c in BACKTEST_COLUMNS] for name, body in models.items()]
     metrics_table = table(["model", *BACKTEST_COLUMNS], rows)
     explain = (
-        f"<p>{len(summary['cutoffs'])} weekly test cut-offs {summary['cutoffs'][0]}..{summary['cutoffs'][-1]}, "
+        f"<p>{len(summary['cutoffs'])} test cut-offs {summary['cutoffs'][0]}..{summary['cutoffs'][-1]}, "
         "mean &plusmn; sd. For each test cut-off every model was trained, stopped, calibrated and given its "
         "threshold with labels complete before that cut-off, except <b>seed_v2_test_tuned</b>: the seed's model "
         "with its threshold picked on the test labels, as the seed did. Its precision/recall/F1 next to "
         "<b>seed_v2</b>'s (threshold from validation) is what that leak was worth. seed_v2's log loss, Brier and ECE "
         "show that <code>scale_pos_weight</code> scores are not probabilities. <b>product_14_features</b> is the "
         "product's twin on the original API's 14 features, the model that answers <code>propensity predict</code> "
-        "for a 14-feature payload. The oracle is the simulator's true "
+        "for a 14-feature payload. <b>bg_nbd</b> is the classic repeat-purchase model (BG/NBD), fitted on each "
+        "test cut-off's own purchase histories; <b>rfm_gbm</b> a gradient-boosted model of purchase recency, "
+        "frequency, items bought and tenure, trained like the product. The oracle is the simulator's true "
         "probability from each visitor's hidden state: no model can rank better on average.</p>"
     )
     if "shipped_from" in summary:
