@@ -17,16 +17,20 @@ from scipy.stats import rankdata, spearmanr
 
 from models_py.errors import BadInputError
 from models_py.modeling.dataset import FEATURES_TABLE, SEED_FEATURES, to_matrix
-from models_py.modeling.model import probabilities
+from models_py.modeling.model import ScoringModel, probabilities
 from models_py.warehouse.connection import fetch_arrow
 from models_py.warehouse.schema import SCORE_HISTORY
 
 
-def rank_correlation_bound(x: np.ndarray, target: np.ndarray) -> float:
-    """The highest Spearman correlation with ``target`` that any function of the rows of ``x`` can reach."""
+def payload_groups(x: np.ndarray) -> np.ndarray:
+    """Each row's index among the distinct rows of ``x`` (missing values equal to each other)."""
+    return np.unique(np.nan_to_num(x, nan=-np.inf), axis=0, return_inverse=True)[1].ravel()
+
+
+def rank_correlation_bound(group: np.ndarray, target: np.ndarray) -> float:
+    """The highest Spearman correlation with ``target`` that any function of the rows behind ``group`` (from
+    ``payload_groups``) can reach."""
     ranks = rankdata(target)
-    _, group = np.unique(np.nan_to_num(x, nan=-np.inf), axis=0, return_inverse=True)
-    group = group.ravel()
     size = np.bincount(group)
     group_means = np.bincount(group, weights=ranks) / size
     mean = ranks.mean()
@@ -44,9 +48,10 @@ def night_model_version(con: duckdb.DuckDBPyConnection, as_of: date) -> str:
     return versions[0][0]
 
 
-def measure(con: duckdb.DuckDBPyConnection, model, as_of: date, threads: int) -> dict:
+def measure(con: duckdb.DuckDBPyConnection, model: ScoringModel, as_of: date, threads: int) -> dict:
     """``model``'s companion against the scores ``model`` gave every visitor on ``as_of``."""
-    if model.companion is None:
+    companion = getattr(model, "companion", None)
+    if companion is None:
         raise BadInputError(f"model {model.version} has no 14-feature companion")
     columns = ", ".join(f"f.{c}" for c in SEED_FEATURES)
     table = fetch_arrow(
@@ -59,14 +64,15 @@ def measure(con: duckdb.DuckDBPyConnection, model, as_of: date, threads: int) ->
         raise BadInputError(f"model {model.version} scored nobody on {as_of}")
     nightly = table["propensity"].to_numpy()
     x = to_matrix(table, list(SEED_FEATURES))
-    companion = probabilities(model.companion, x, threads)
+    on_demand = probabilities(companion, x, threads)
+    group = payload_groups(x)
     top = nightly >= np.quantile(nightly, 0.9)
     return {
         "as_of_date": str(as_of),
         "model_version": model.version,
         "visitors": int(nightly.size),
-        "distinct_payloads": int(np.unique(x, axis=0).shape[0]),
-        "spearman": float(spearmanr(nightly, companion).statistic),
-        "spearman_top_decile": float(spearmanr(nightly[top], companion[top]).statistic),
-        "bound": rank_correlation_bound(x, nightly),
+        "distinct_payloads": int(group.max()) + 1,
+        "spearman": float(spearmanr(nightly, on_demand).statistic),
+        "spearman_top_decile": float(spearmanr(nightly[top], on_demand[top]).statistic),
+        "bound": rank_correlation_bound(group, nightly),
     }
