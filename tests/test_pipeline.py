@@ -333,7 +333,7 @@ def test_companion_agreement_measures_every_scored_visitor_and_stays_under_its_b
         ).fetchone()[0]
     assert result["visitors"] == scored and result["model_version"] == summary.model_version
     assert 0.1 < result["spearman"] <= result["bound"] < 1.0
-    printed = _cli("companion-agreement", "--json")
+    printed = _cli("companion-agreement", "--as-of", str(summary.as_of), "--json")
     assert printed.returncode == 0, printed.stderr
     assert json.loads(printed.stdout) == pytest.approx(result)
     unscored = _cli("companion-agreement", "--as-of", "2014-01-01")
