@@ -51,7 +51,9 @@ def two_nights(small_world: Path, tmp_path_factory: pytest.TempPathFactory):
         second = run_nightly(settings(), say=lambda _: None)
         with session(settings(), read_only=True) as con:
             plan = con.execute("select as_of_date, builds_features, builds_labels from ml.build_plan").fetchall()
-        yield settings(), first, second, plan
+        cfg = settings()
+    # Yield outside the patched environment: later tests' CLI subprocesses must not inherit this warehouse.
+    yield cfg, first, second, plan
 
 
 def test_every_feature_of_a_first_build_equals_the_straight_query(pipeline) -> None:
