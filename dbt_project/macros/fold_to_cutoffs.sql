@@ -3,7 +3,8 @@
     For the cut-offs this build makes (cutoffs: a list from cutoffs_to_build), the state of each key at a cut-off is
     the state at the latest cut-off the table already holds before them (its "base"), plus what the rollup rows of
     the days in between add. A night with one new day reads the base and one day of rollups; a first build has no
-    base and folds every day once. Sums add, mins and maxes take the least and greatest (both skip nulls). The
+    base and folds every day once. Sums add, kept bigint (a sum of sums would widen to a 128-bit integer that every
+    reader pays to decode and Spark lacks); mins and maxes take the least and greatest (both skip nulls). The
     model passes base_day (from fold_base_day, called by the model itself so that unit tests can override it).
 
     Emits the CTEs cutoffs (the cut-offs built), deltas, accumulated_deltas, base and folded; the calling model's
@@ -11,7 +12,7 @@
 {% macro fold_to_cutoffs(rollup, keys, sums={}, mins={}, maxs={}, cutoffs=[], base_day=none) -%}
     {%- set measures = [] -%}
     {%- for name, expression in sums.items() -%}
-        {%- do measures.append((name, 'cast(sum(' ~ expression ~ ') as bigint)', 'sum', 'coalesce(base.' ~ name ~ ', 0) + coalesce(accumulated_deltas.' ~ name ~ ', 0)')) -%}
+        {%- do measures.append((name, 'cast(sum(' ~ expression ~ ') as bigint)', 'sum', 'cast(coalesce(base.' ~ name ~ ', 0) + coalesce(accumulated_deltas.' ~ name ~ ', 0) as bigint)')) -%}
     {%- endfor -%}
     {%- for name, expression in mins.items() -%}
         {%- do measures.append((name, 'min(' ~ expression ~ ')', 'min', 'least(base.' ~ name ~ ', accumulated_deltas.' ~ name ~ ')')) -%}
