@@ -156,6 +156,31 @@ def test_the_report_has_every_chart_and_the_backtest_table(backtested, pipeline)
         assert f"<td>{name}</td>" in page
 
 
+def test_a_chart_is_drawn_again_only_when_what_it_shows_changes(tmp_path: Path) -> None:
+    """The report's chart cache: a chart with the same inputs is copied from the last report, one with new inputs is
+    drawn, a nightly chart is always drawn, and the cache keeps only the last report's charts."""
+    from models_py.ops.report.page import Page, plt
+
+    drawn: list[str] = []
+
+    def draw(label: str):
+        drawn.append(label)
+        fig, ax = plt.subplots()
+        ax.plot([1, len(drawn)])
+        return fig
+
+    for folder, inputs in (("r1", [1, 2]), ("r2", [1, 2]), ("r3", [1, 3])):
+        page = Page(tmp_path / folder, cache=tmp_path / ".charts")
+        page.folder.mkdir()
+        page.figure("kept", "a chart of saved results", partial(draw, f"kept {folder}"), inputs=inputs)
+        page.figure("nightly", "a chart of tonight", partial(draw, f"nightly {folder}"))
+        page.prune_cache()
+        assert (page.folder / "kept.png").is_file() and (page.folder / "nightly.png").is_file()
+    assert drawn == ["kept r1", "nightly r1", "nightly r2", "kept r3", "nightly r3"]
+    assert (tmp_path / "r1" / "kept.png").read_bytes() == (tmp_path / "r2" / "kept.png").read_bytes()
+    assert len(list((tmp_path / ".charts").glob("*.png"))) == 1
+
+
 def test_the_ceiling_starts_from_the_product_model_and_measures_what_the_hidden_state_adds(
     backtested, tmp_path: Path
 ) -> None:

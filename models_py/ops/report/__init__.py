@@ -26,7 +26,7 @@ def write_report(
     ceiling: dict | None = None,
 ) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    page = Page(folder)
+    page = Page(folder, cache=folder.parent / ".charts")
     marketing_section(page, con)
     data_section(page, con)
     model_section(page, con)
@@ -37,6 +37,7 @@ def write_report(
         page.section("Out-of-time backtest", "<p>No backtest yet: run <code>propensity backtest</code>.</p>")
     if ceiling:
         ceiling_section(page, ceiling)
+    page.prune_cache()
     index = folder / "index.html"
     index.write_text(
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"

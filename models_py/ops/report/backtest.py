@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
 from models_py.ops.report.page import Page, mean_sd, plt, table
@@ -40,8 +42,7 @@ PANEL_CHARTS = (
 
 
 def _panel_charts(page: Page, curves: dict, when: str) -> list[str]:
-    out = []
-    for name, caption, draw, left, right in PANEL_CHARTS:
+    def chart(draw, left: dict, right: dict) -> plt.Figure:
         fig, axes = plt.subplots(1, 2, figsize=(10, 4))
         for i, (model, c) in enumerate(curves.items()):
             if model != "seed_v2_test_tuned":  # same scores as seed_v2; only its threshold differs
@@ -49,11 +50,26 @@ def _panel_charts(page: Page, curves: dict, when: str) -> list[str]:
         axes[0].set(**left)
         axes[1].set(**right)
         axes[0].legend(fontsize=8)
-        out.append(page.figure(name, fig, caption.format(when=when)))
-    return out
+        return fig
+
+    return [
+        page.figure(name, caption.format(when=when), partial(chart, draw, left, right), inputs=curves)
+        for name, caption, draw, left, right in PANEL_CHARTS
+    ]
 
 
 def _reliability(page: Page, curves: dict) -> str:
+    return page.figure(
+        "calibration",
+        "Reliability (10 equal-count bins, log scales): on the diagonal a propensity means what it says. "
+        "seed_v2 is left out: its scale_pos_weight scores sit near 0.99 for buyers at a 0.1% base rate "
+        "(its ECE is in the table)",
+        lambda: _draw_reliability(curves),
+        inputs=curves,
+    )
+
+
+def _draw_reliability(curves: dict) -> plt.Figure:
     fig, ax = plt.subplots(figsize=(5, 5))
     calibrated = [n for n in ("product", "recency", "oracle") if n in curves]
     values = [v for n in calibrated for v in curves[n]["reliability_predicted"] + curves[n]["reliability_observed"]]
@@ -65,16 +81,16 @@ def _reliability(page: Page, curves: dict) -> str:
     ax.set(xscale="log", yscale="log", xlim=(low, high), ylim=(low, high))
     ax.set(xlabel="mean predicted probability", ylabel="observed buy rate")
     ax.legend(fontsize=8)
-    return page.figure(
-        "calibration",
-        fig,
-        "Reliability (10 equal-count bins, log scales): on the diagonal a propensity means what it says. "
-        "seed_v2 is left out: its scale_pos_weight scores sit near 0.99 for buyers at a 0.1% base rate "
-        "(its ECE is in the table)",
-    )
+    return fig
 
 
 def _over_cutoffs(page: Page, models: dict) -> str:
+    return page.figure(
+        "metrics_over_cutoffs", "ROC AUC per test cut-off", lambda: _draw_over_cutoffs(models), inputs=models
+    )
+
+
+def _draw_over_cutoffs(models: dict) -> plt.Figure:
     fig, ax = plt.subplots(figsize=(8, 3.5))
     for name, body in models.items():
         if name == "seed_v2_test_tuned":
@@ -84,7 +100,7 @@ def _over_cutoffs(page: Page, models: dict) -> str:
     ax.set_ylabel("ROC AUC")
     ax.legend(fontsize=8, ncol=3)
     fig.autofmt_xdate()
-    return page.figure("metrics_over_cutoffs", fig, "ROC AUC per weekly test cut-off")
+    return fig
 
 
 def backtest_section(page: Page, summary: dict) -> None:

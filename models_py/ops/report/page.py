@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import html
+import json
+import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
 import matplotlib
@@ -14,17 +19,52 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 @dataclass
 class Page:
-    folder: Path
-    sections: list[str] = field(default_factory=list)
+    """A report folder. Charts whose inputs did not change since the last report (the backtest's, the model's) are
+    copied from the previous rendering in `cache` instead of drawn again: drawing is most of a report's time."""
 
-    def figure(self, name: str, fig: plt.Figure, caption: str) -> str:
-        fig.tight_layout()
-        fig.savefig(self.folder / f"{name}.png", dpi=110)
-        plt.close(fig)
+    folder: Path
+    cache: Path | None = None
+    sections: list[str] = field(default_factory=list)
+    drawn: list[Path] = field(default_factory=list)
+
+    def figure(self, name: str, caption: str, draw: Callable[[], plt.Figure], inputs: object = None) -> str:
+        """The chart `draw` makes, as <figure>; with `inputs` (what the chart shows, JSON-able) it may come from
+        the cache."""
+        target = self.folder / f"{name}.png"
+        cached = None
+        if inputs is not None and self.cache is not None:
+            key = json.dumps([name, caption, inputs, _code_version()], sort_keys=True, default=str)
+            cached = self.cache / f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:20]}.png"
+            self.drawn.append(cached)
+        try:
+            if cached is None:
+                raise FileNotFoundError
+            shutil.copyfile(cached, target)
+        except FileNotFoundError:  # not drawn yet (or pruned meanwhile by another report)
+            fig = draw()
+            fig.tight_layout()
+            fig.savefig(target, dpi=110)
+            plt.close(fig)
+            if cached is not None:
+                self.cache.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(target, cached)
         return f'<figure><img src="{name}.png" alt="{html.escape(caption)}"><figcaption>{caption}</figcaption></figure>'
+
+    def prune_cache(self) -> None:
+        """Keep only this report's cached charts: the cache never grows past one report's worth."""
+        if self.cache is not None and self.cache.is_dir():
+            for old in set(self.cache.glob("*.png")) - set(self.drawn):
+                old.unlink(missing_ok=True)
 
     def section(self, title: str, *parts: str) -> None:
         self.sections.append(f"<section><h2>{html.escape(title)}</h2>{''.join(parts)}</section>")
+
+
+@cache
+def _code_version() -> str:
+    """The report code and matplotlib: a change to either draws every chart again."""
+    sources = sorted(Path(__file__).parent.glob("*.py"))
+    return hashlib.sha256(b"".join(p.read_bytes() for p in sources) + matplotlib.__version__.encode()).hexdigest()
 
 
 def table(header: list[str], rows: list[list[object]]) -> str:

@@ -27,31 +27,40 @@ def data_section(page: Page, con: duckdb.DuckDBPyConnection) -> None:
     ).fetchall()
     total = sum(n for _, n in mix)
 
-    fig, ax = plt.subplots(figsize=(5, 3))
-    ax.bar([e for e, _ in mix], [100 * n / total for _, n in mix], color="#1b6ca8")
-    ax.set_yscale("log")
-    ax.set_ylabel("% of events (log scale)")
-    for i, (_, n) in enumerate(mix):
-        ax.annotate(f"{100 * n / total:.2f}%", (i, 100 * n / total), ha="center", va="bottom")
-    mix_fig = page.figure("event_mix", fig, f"Event mix of {total:,} events")
+    def event_mix() -> plt.Figure:
+        fig, ax = plt.subplots(figsize=(5, 3))
+        ax.bar([e for e, _ in mix], [100 * n / total for _, n in mix], color="#1b6ca8")
+        ax.set_yscale("log")
+        ax.set_ylabel("% of events (log scale)")
+        for i, (_, n) in enumerate(mix):
+            ax.annotate(f"{100 * n / total:.2f}%", (i, 100 * n / total), ha="center", va="bottom")
+        return fig
 
-    fig, ax = plt.subplots(figsize=(8, 3))
-    days = np.array([d for d, _ in daily], dtype="datetime64[D]")
-    counts = np.array([n for _, n in daily])
-    weekend = ((days.astype(np.int64) + 3) % 7) >= 5  # 1970-01-01 was a Thursday
-    ax.plot(days, counts, color="#1b6ca8", lw=1)
-    ax.scatter(days[weekend], counts[weekend], color="#d1495b", s=8, label="Saturday/Sunday", zorder=3)
-    ax.set_ylabel("events per shop day")
-    ax.legend()
-    fig.autofmt_xdate()  # dates slanted, so the labels never overlap
-    daily_fig = page.figure("events_per_day", fig, "Events per shop day (days start 03:00 UTC): the weekly cycle")
+    def events_per_day() -> plt.Figure:
+        fig, ax = plt.subplots(figsize=(8, 3))
+        days = np.array([d for d, _ in daily], dtype="datetime64[D]")
+        counts = np.array([n for _, n in daily])
+        weekend = ((days.astype(np.int64) + 3) % 7) >= 5  # 1970-01-01 was a Thursday
+        ax.plot(days, counts, color="#1b6ca8", lw=1)
+        ax.scatter(days[weekend], counts[weekend], color="#d1495b", s=8, label="Saturday/Sunday", zorder=3)
+        ax.set_ylabel("events per shop day")
+        ax.legend()
+        fig.autofmt_xdate()  # dates slanted, so the labels never overlap
+        return fig
 
-    fig, ax = plt.subplots(figsize=(5, 3))
-    ax.loglog([n for n, _ in per_visitor], [c for _, c in per_visitor], ".", ms=3, color="#1b6ca8")
-    ax.set_xlabel("events per visitor")
-    ax.set_ylabel("visitors")
-    activity_fig = page.figure("visitor_activity", fig, "Visitor activity: most visitors come once, a few thousands")
-    page.section("The data", mix_fig, daily_fig, activity_fig)
+    def visitor_activity() -> plt.Figure:
+        fig, ax = plt.subplots(figsize=(5, 3))
+        ax.loglog([n for n, _ in per_visitor], [c for _, c in per_visitor], ".", ms=3, color="#1b6ca8")
+        ax.set_xlabel("events per visitor")
+        ax.set_ylabel("visitors")
+        return fig
+
+    page.section(
+        "The data",
+        page.figure("event_mix", f"Event mix of {total:,} events", event_mix),
+        page.figure("events_per_day", "Events per shop day (days start 03:00 UTC): the weekly cycle", events_per_day),
+        page.figure("visitor_activity", "Visitor activity: most visitors come once, a few thousands", visitor_activity),
+    )
 
 
 def model_section(page: Page, con: duckdb.DuckDBPyConnection) -> None:
@@ -62,11 +71,17 @@ def model_section(page: Page, con: duckdb.DuckDBPyConnection) -> None:
     meta = champion.meta
     gain = champion.booster.get_score(importance_type="gain")
     top = sorted(gain.items(), key=lambda kv: kv[1])[-20:]
-    fig, ax = plt.subplots(figsize=(6, 5))
-    ax.barh([k for k, _ in top], [v for _, v in top], color="#1b6ca8")
-    ax.set_xscale("log")  # one dominant feature would flatten the other 19 on a linear axis
-    ax.set_xlabel("mean gain per split (log scale)")
-    importance_fig = page.figure("feature_importance", fig, f"Feature importance of {meta.version} (top 20 by gain)")
+
+    def importance() -> plt.Figure:
+        fig, ax = plt.subplots(figsize=(6, 5))
+        ax.barh([k for k, _ in top], [v for _, v in top], color="#1b6ca8")
+        ax.set_xscale("log")  # one dominant feature would flatten the other 19 on a linear axis
+        ax.set_xlabel("mean gain per split (log scale)")
+        return fig
+
+    importance_fig = page.figure(
+        "feature_importance", f"Feature importance of {meta.version} (top 20 by gain)", importance, inputs=top
+    )
     m = meta.metrics
     card = table(
         ["champion", "trained at", "training cut-offs", "validation cut-off", "trees", "threshold"],
@@ -109,10 +124,14 @@ def drift_section(page: Page, con: duckdb.DuckDBPyConnection) -> None:
         return
     if not rows:
         return
-    fig, ax = plt.subplots(figsize=(6, 5))
-    shown = rows[:20][::-1]
-    colors = ["#66a182" if r[2] == "ok" else "#d1495b" for r in shown]
-    ax.barh([r[0] for r in shown], [r[1] for r in shown], color=colors)
-    ax.set_xlabel("PSI, training population vs tonight")
-    drift_fig = page.figure("feature_drift", fig, "Feature drift of the latest run (red: above the warning level)")
+
+    def drift() -> plt.Figure:
+        fig, ax = plt.subplots(figsize=(6, 5))
+        shown = rows[:20][::-1]
+        colors = ["#66a182" if r[2] == "ok" else "#d1495b" for r in shown]
+        ax.barh([r[0] for r in shown], [r[1] for r in shown], color=colors)
+        ax.set_xlabel("PSI, training population vs tonight")
+        return fig
+
+    drift_fig = page.figure("feature_drift", "Feature drift of the latest run (red: above the warning level)", drift)
     page.section("Drift (ml.feature_drift, ml.score_drift)", drift_fig, table(["feature", "PSI", "status"], rows))
