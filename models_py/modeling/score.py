@@ -99,28 +99,31 @@ def _feature_batches(
 @dataclass
 class _TopRows:
     """The rows with the highest probabilities seen so far, ties at the edge included: at least `keep` of them once
-    that many have been seen. Every row of the final top `keep` is kept when it is seen (the running edge only
-    rises), so the top decile's features are at hand without reading the mart a second time."""
+    that many have been seen. Every row of the final top `keep` is kept when it is seen (the edge only rises), so
+    the top decile's features are at hand without reading the mart a second time. The edge is found on the
+    probabilities alone, and a batch's features are copied only for its rows above it."""
 
     keep: int
-    visitor_id: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
-    p: np.ndarray = field(default_factory=lambda: np.empty(0))
-    x: np.ndarray | None = None
+    edge: float = -np.inf
+    chunks: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
 
     def add(self, visitor_id: np.ndarray, p: np.ndarray, x: np.ndarray) -> None:
-        edge = self._edge()
-        new = p >= edge
-        self.visitor_id = np.concatenate([self.visitor_id, visitor_id[new]])
-        self.p = np.concatenate([self.p, p[new]])
-        self.x = x[new] if self.x is None else np.concatenate([self.x, x[new]])
-        if self.p.size > self.keep:
-            kept = self.p >= self._edge()
-            self.visitor_id, self.p, self.x = self.visitor_id[kept], self.p[kept], self.x[kept]
+        pool = np.concatenate([c[1] for c in self.chunks] + [p])
+        if 0 < self.keep < pool.size:
+            self.edge = max(self.edge, float(np.partition(pool, pool.size - self.keep)[pool.size - self.keep]))
+        self.chunks.append((visitor_id, p, x))
+        self._trim()
 
-    def _edge(self) -> float:
-        if self.p.size < self.keep or self.keep == 0:
-            return -np.inf
-        return float(np.partition(self.p, self.p.size - self.keep)[self.p.size - self.keep])
+    def _trim(self) -> None:
+        trimmed = []
+        for visitor_id, p, x in self.chunks:
+            above = p >= self.edge
+            trimmed.append((visitor_id, p, x) if above.all() else (visitor_id[above], p[above], x[above]))
+        self.chunks = trimmed
+
+    def rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """Visitor ids and features of the kept rows."""
+        return np.concatenate([c[0] for c in self.chunks]), np.concatenate([c[2] for c in self.chunks])
 
 
 def _predict_all(
@@ -167,12 +170,12 @@ def score(
     explained = np.flatnonzero(decile <= REASON_DECILES)
     reasons = np.full((n, REASONS), -1, np.int32)
     if explained.size:
-        order = np.argsort(top.visitor_id)
-        at = np.searchsorted(top.visitor_id, visitor_id[explained], sorter=order)
-        rows = order[np.minimum(at, order.size - 1)]
-        if not np.array_equal(top.visitor_id[rows], visitor_id[explained]):
+        kept_id, kept_x = top.rows()
+        order = np.argsort(kept_id)
+        rows = order[np.minimum(np.searchsorted(kept_id, visitor_id[explained], sorter=order), order.size - 1)]
+        if not np.array_equal(kept_id[rows], visitor_id[explained]):
             raise AssertionError("a top-decile visitor was not among the kept rows")  # _TopRows's promise broken
-        reasons[explained] = _reasons_for(model, top.x[rows], threads)
+        reasons[explained] = _reasons_for(model, kept_x[rows], threads)
     names = pa.array(model.features)
     table = pa.table(
         {
