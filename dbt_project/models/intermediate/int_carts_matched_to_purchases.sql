@@ -2,6 +2,7 @@
     config(
         materialized='incremental',
         unique_key='as_of_date',
+        incremental_strategy='replace_as_of_dates',
         post_hook="{{ prune_as_of_dates(this, keep_newest=2) }}",
     )
 }}
