@@ -1,9 +1,11 @@
--- Every featured visitor was seen before the cut-off, and nothing in the features is dated at or after it.
+-- Every featured visitor was seen before the cut-off, and nothing in the features is dated at or after it. Checks
+-- the dates this build made (ml.build_plan), like the mart's generic tests: the rest were checked when built.
 with
 
 features as (
 
     select * from {{ ref('fct_visitor_features') }}
+    where as_of_date in (select as_of_date from {{ source('job', 'build_plan') }} where builds_features)
 
 )
 
