@@ -2,10 +2,18 @@
 -- the dates this build made (ml.build_plan), like the mart's generic tests: the rest were checked when built.
 with
 
+built as (
+
+    select as_of_date from {{ source('job', 'build_plan') }}
+    where builds_features
+
+),
+
 features as (
 
-    select * from {{ ref('fct_visitor_features') }}
-    where as_of_date in (select as_of_date from {{ source('job', 'build_plan') }} where builds_features)
+    select mart.*
+    from {{ ref('fct_visitor_features') }} as mart
+    inner join built on mart.as_of_date = built.as_of_date
 
 )
 
