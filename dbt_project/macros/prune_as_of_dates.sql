@@ -26,3 +26,9 @@
     delete from {{ relation }}
     where as_of_date in ({% for d in dates %}cast('{{ d }}' as date){% if not loop.last %}, {% endif %}{% endfor %})
 {%- endmacro %}
+
+{% macro spark__delete_as_of_dates(relation, dates) -%}
+    {#- A Spark table of Parquet files has no row deletes; its dates are partitions, dropped whole. -#}
+    alter table {{ relation }} drop if exists
+    {% for d in dates %}partition (as_of_date = '{{ d }}'){% if not loop.last %}, {% endif %}{% endfor %}
+{%- endmacro %}

@@ -31,3 +31,9 @@
         {{ return(dbt.duckdb__create_table_as(temporary, relation, compiled_code, language, partitioned_by, sorted_by)) }}
     {%- endif -%}
 {%- endmacro %}
+
+{% macro replacing_as_of_dates() -%}
+    {#- The incremental strategy of a model that replaces whole as-of dates: ours on DuckDB, Spark's own
+        insert_overwrite of the date partitions there. -#}
+    {{ return('insert_overwrite' if target.type == 'spark' else 'replace_as_of_dates') }}
+{%- endmacro %}

@@ -2,7 +2,8 @@
     config(
         materialized='incremental',
         unique_key='as_of_date',
-        incremental_strategy='replace_as_of_dates',
+        incremental_strategy=replacing_as_of_dates(),
+        partition_by=['as_of_date'],
         post_hook="{{ prune_as_of_dates(this, keep_newest=2) }}",
     )
 }}

@@ -1,4 +1,4 @@
-{{ config(materialized='incremental', unique_key='shop_day') }}
+{{ config(materialized='incremental', unique_key='shop_day', partition_by=['shop_day']) }}
 {#- What each visitor viewed and bought of each category on each shop day, the category being the one the item
     had in the snapshot in force when the event happened (so no snapshot from after a cut-off reaches its
     features), and whether that day was the visitor's first view or purchase in the category. -#}

@@ -1,4 +1,4 @@
-{{ config(materialized='incremental', unique_key='shop_day') }}
+{{ config(materialized='incremental', unique_key='shop_day', partition_by=['shop_day']) }}
 {#- Each visitor's activity on each shop day: counts by event type, sessions started, first and last event, the
     items it touched for the first time ever. Built only for days not yet rolled up. A session starts at a
     visitor's first event or after a gap longer than var session_gap_minutes, so the previous day's events are

@@ -1,4 +1,4 @@
-{{ config(materialized='incremental', unique_key='shop_day') }}
+{{ config(materialized='incremental', unique_key='shop_day', partition_by=['shop_day']) }}
 {#- What each visitor did to each item on each shop day, and whether that day was the first time the visitor saw,
     viewed or bought the item. Built only for days not yet rolled up: first times are decided once, against the
     days already here, so lifetime distinct counts become sums of daily ones. -#}

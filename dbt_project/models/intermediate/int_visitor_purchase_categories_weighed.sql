@@ -58,9 +58,12 @@ customer_top_categories as (
 
 shop_rates as (
 
+    -- Days as doubles: on Spark a literal such as 86400000.0 is a decimal, and a quotient of wide decimals is
+    -- rounded to 6 places.
     select
         as_of_date,
-        sum(num_repeat_purchase_days) / (sum(ms_since_first_transaction) / {{ day }}.0) as shop_repeat_rate
+        sum(num_repeat_purchase_days)
+        / (cast(sum(ms_since_first_transaction) as double) / {{ day }}) as shop_repeat_rate
 
     from customers
     group by 1
@@ -73,7 +76,8 @@ top_category_rates as (
         customer_top_categories.as_of_date,
         customer_top_categories.top_category_id,
         (sum(customers.num_repeat_purchase_days) + {{ prior_days }} * max(shop_rates.shop_repeat_rate))
-        / (sum(customers.ms_since_first_transaction) / {{ day }}.0 + {{ prior_days }}) as top_category_repeat_rate
+        / (cast(sum(customers.ms_since_first_transaction) as double) / {{ day }} + {{ prior_days }})
+            as top_category_repeat_rate
 
     from customer_top_categories
     inner join customers
@@ -91,13 +95,15 @@ final as (
     select
         customer_top_categories.as_of_date,
         customer_top_categories.visitor_id,
+        -- An exact decimal sum (the same whatever order the engine adds in), made a double before dividing: Spark
+        -- rounds a quotient of wide decimals to 6 places.
         cast(
             sum(
                 customer_top_categories.num_purchases
                 * cast(top_category_rates.top_category_repeat_rate as decimal(18, 15))
-            )
-            / sum(customer_top_categories.num_purchases) as double
-        ) as purchased_category_repeat_rate
+            ) as double
+        )
+        / sum(customer_top_categories.num_purchases) as purchased_category_repeat_rate
 
     from customer_top_categories
     inner join top_category_rates

@@ -1,4 +1,4 @@
-{{ config(materialized='incremental', unique_key='shop_day') }}
+{{ config(materialized='incremental', unique_key='shop_day', partition_by=['shop_day']) }}
 {#- Each visitor's purchases by transaction and shop day, and whether it is the first day that transaction id
     appears for the visitor (a transaction counts once however many items and days it spans). -#}
 {%- set since = latest_rolled_up_day(this) -%}

@@ -1,4 +1,4 @@
-{{ config(materialized='incremental', unique_key='as_of_date') }}
+{{ config(materialized='incremental', unique_key='as_of_date', partition_by=['as_of_date']) }}
 {#- Label: did the visitor buy at or after the cut-off and before cut-off + horizon. Features use shop days
     strictly before the cut-off, labels the days from it on: the two never share an event. A cut-off's labels are
     added once, when the job has seen every day of its window, and never change after. -#}
