@@ -14,7 +14,6 @@ pytest.importorskip("dbt.adapters.spark", reason="the [spark] extra is not insta
 
 # What the models read: the raw tables and the job's build plan, handed to Spark as Parquet folders.
 SOURCES = ("raw.events", "raw.item_properties", "raw.category_tree", "raw.load_log", "ml.build_plan")
-MARTS = {"fct_visitor_features": "features", "fct_visitor_labels": "labels"}
 
 
 def _mismatches(con: duckdb.DuckDBPyConnection, mart: str, spark_folder: str, dates: list) -> dict[str, int]:
@@ -47,26 +46,34 @@ def _mismatches(con: duckdb.DuckDBPyConnection, mart: str, spark_folder: str, da
 
 
 def test_spark_builds_the_features_and_labels_duckdb_builds(own_world, tmp_path, monkeypatch) -> None:
+    """Every date DuckDB's marts hold, built on Spark in two builds: all but the newest dates as a first build (no
+    state to fold from), then the newest as a night does (folded from the state the first build left, older
+    states dropped), so both of Spark's paths are compared."""
     cfg = own_world.cfg
     parquet, spark = tmp_path / "parquet", tmp_path / "spark"
-    with duckdb.connect(str(cfg.warehouse_path)) as con:
-        # Every date DuckDB's marts hold, built on Spark in one first build (no state to fold from).
-        plan = build_plan.BuildPlan(
-            features=sorted(build_plan.built(con, build_plan.FEATURES_MART)),
-            labels=sorted(build_plan.built(con, build_plan.LABELS_MART)),
-        )
-        build_plan.write(con, cfg, plan)
-        for table in SOURCES:
-            (parquet / table).mkdir(parents=True)
-            con.execute(f"copy {table} to '{parquet / table / 'part-0.parquet'}' (format parquet)")
-    assert len(plan.features) >= 8 and len(plan.labels) >= 7
     monkeypatch.setenv("PROPENSITY_PARQUET_DIR", str(parquet))
     monkeypatch.setenv("PROPENSITY_SPARK_DIR", str(spark))
-    dbt.run_dbt(cfg, ["build", "--target", "spark", "--exclude-resource-type", "unit_test"])
     with duckdb.connect(str(cfg.warehouse_path), read_only=True) as con:
-        for mart, kind in MARTS.items():
-            dates = getattr(plan, kind)
-            rows = con.execute(f"select count(*) from marts.{mart} where as_of_date in (select unnest(?::date[]))",
-                               [dates]).fetchone()[0]  # fmt: skip
+        features = sorted(build_plan.built(con, build_plan.FEATURES_MART))
+        labels = sorted(build_plan.built(con, build_plan.LABELS_MART))
+    assert len(features) >= 8 and len(labels) >= 7
+    nights = [
+        build_plan.BuildPlan(features=features[:-1], labels=labels[:-1]),
+        build_plan.BuildPlan(features=features[-1:], labels=labels[-1:]),
+    ]
+    for night in nights:
+        with duckdb.connect(str(cfg.warehouse_path)) as con:
+            build_plan.write(con, cfg, night)
+            for table in SOURCES:
+                (parquet / table).mkdir(parents=True, exist_ok=True)
+                con.execute(f"copy {table} to '{parquet / table / 'part-0.parquet'}' (format parquet)")
+        dbt.run_dbt(cfg, ["build", "--target", "spark", "--exclude-resource-type", "unit_test"])
+    with duckdb.connect(str(cfg.warehouse_path), read_only=True) as con:
+        for mart, dates in (("fct_visitor_features", features), ("fct_visitor_labels", labels)):
+            listed = ", ".join(f"date '{d}'" for d in dates)
+            rows = con.execute(f"select count(*) from marts.{mart} where as_of_date in ({listed})").fetchone()[0]
             assert rows > 10_000
             assert _mismatches(con, mart, str(spark / "tables" / "marts.db" / mart), dates) == {}, mart
+        # The night kept only the newest two folded states, as on DuckDB: the old ones were dropped on Spark too.
+        folded = spark / "tables" / "intermediate.db" / "int_visitor_totals_folded"
+        assert sorted(p.name for p in folded.glob("as_of_date=*")) == [f"as_of_date={d}" for d in features[-2:]]
