@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export DBT_PROFILES_DIR := $(CURDIR)
 
-.PHONY: setup run test lint format docs report-check bench clean
+.PHONY: setup setup-spark run test lint format docs report-check bench clean
 
 setup: $(BIN)/propensity
 
@@ -14,6 +14,9 @@ $(BIN)/propensity: pyproject.toml requirements.lock
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev]'
 	@touch $@
+
+setup-spark: setup  # the [spark] extra: dbt-spark and pyspark (~630 MB; Java 17); `make test` then runs tests/test_spark.py
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[spark]'
 
 run: setup
 	$(BIN)/propensity nightly --simulate-if-empty
