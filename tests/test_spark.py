@@ -32,8 +32,9 @@ def _mismatches(con: duckdb.DuckDBPyConnection, mart: str, spark_folder: str, da
         if column in ("as_of_date", "visitor_id"):
             continue
         if kind in ("DOUBLE", "FLOAT") or kind.startswith("DECIMAL"):
-            same = f"""(d.{column} is null and s.{column} is null) or abs(d.{column} - s.{column})
-                       <= 1e-9 * greatest(1, abs(d.{column}))"""
+            # A null on one side only makes the difference null: coalesce counts it as a mismatch.
+            same = f"""(d.{column} is null and s.{column} is null) or coalesce(abs(d.{column} - s.{column})
+                       <= 1e-9 * greatest(1, abs(d.{column})), false)"""
         else:
             same = f"d.{column} is not distinct from s.{column}"
         checks.append(f"count(*) filter (where d.visitor_id is null or s.visitor_id is null or not ({same}))")
