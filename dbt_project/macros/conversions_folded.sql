@@ -31,7 +31,8 @@ shop_rates as (
 
     select
         as_of_date,
-        (sum(num_buyers) + 1.0) / (sum(num_viewers) + 1.0) as shop_conversion_rate
+        -- Doubles, not decimals: Spark rounds a quotient of decimals, so the engines would differ in the last bits.
+        cast(sum(num_buyers) + 1 as double) / (sum(num_viewers) + 1) as shop_conversion_rate
 
     from folded
     group by 1

@@ -72,7 +72,7 @@ category_rates as (
 ),
 item_focus as (
     select v.as_of_date, v.visitor_id, max(v.n) as max_views_of_one_item_7d,
-        cast(avg(cast(r.item_conversion_rate as decimal(18, 15))) as double) as avg_item_conversion_rate_7d,
+        cast(sum(cast(round(r.item_conversion_rate * 1e12) as bigint)) as double) / 1e12 / count(r.item_conversion_rate) as avg_item_conversion_rate_7d,
         max(r.item_conversion_rate) as max_item_conversion_rate_7d
     from (select as_of_date, visitor_id, item_id, count(*) as n from e
           where is_view and event_ms >= cutoff_ms - 7 * 86400000::bigint group by 1, 2, 3) v
@@ -81,7 +81,7 @@ item_focus as (
 ),
 affinity as (
     select v.as_of_date, v.visitor_id,
-        cast(sum(v.n * cast(r.category_conversion_rate as decimal(18, 15))) / sum(v.n) as double) as category_conversion_rate,
+        cast(sum(v.n * cast(round(r.category_conversion_rate * 1e12) as bigint)) as double) / 1e12 / sum(v.n) as category_conversion_rate,
         cast(max(v.n) as double) / sum(v.n) as top_category_view_share, count(*) as num_categories_viewed
     from (select e.as_of_date, e.visitor_id, c.category_id, count(*) as n from e join item_categories c using (item_id)
           where e.is_view group by 1, 2, 3) v
@@ -112,7 +112,7 @@ top_rates as (
 ),
 purchase_taste as (
     select as_of_date, visitor_id,
-        cast(sum(n * cast(rate as decimal(18, 15))) / sum(n) as double) as purchased_category_repeat_rate
+        cast(sum(n * cast(round(rate * 1e12) as bigint)) as double) / 1e12 / sum(n) as purchased_category_repeat_rate
     from customer_tops join top_rates using (as_of_date, top_category_id) group by 1, 2
 ),
 carts as (

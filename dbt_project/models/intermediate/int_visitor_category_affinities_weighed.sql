@@ -24,13 +24,8 @@ final as (
     select
         category_views.as_of_date,
         category_views.visitor_id,
-        -- An exact decimal sum (the same whatever order the engine adds in), made a double before dividing: Spark
-        -- rounds a quotient of wide decimals to 6 places.
-        cast(
-            sum(category_views.num_views * cast(category_conversions.category_conversion_rate as decimal(18, 15)))
-            as double
-        )
-        / sum(category_views.num_views) as category_conversion_rate,
+        {{ exact_weighted_mean('category_conversions.category_conversion_rate', 'category_views.num_views') }}
+            as category_conversion_rate,
         cast(max(category_views.num_views) as double) / sum(category_views.num_views) as top_category_view_share,
         count(*) as num_categories_viewed
 

@@ -37,10 +37,8 @@ final as (
         item_views_7d.as_of_date,
         item_views_7d.visitor_id,
         max(item_views_7d.num_views) as max_views_of_one_item_7d,
-        -- Exact decimal sums: a double sum depends on the order threads add it up, and retraining on the same
-        -- events must give the same model.
-        cast(avg(cast(item_conversions.item_conversion_rate as decimal(18, 15))) as double)
-            as avg_item_conversion_rate_7d,
+        -- Exact sums: retraining on the same events, on either engine, must give the same model.
+        {{ exact_mean('item_conversions.item_conversion_rate') }} as avg_item_conversion_rate_7d,
         max(item_conversions.item_conversion_rate) as max_item_conversion_rate_7d
 
     from item_views_7d

@@ -95,15 +95,9 @@ final as (
     select
         customer_top_categories.as_of_date,
         customer_top_categories.visitor_id,
-        -- An exact decimal sum (the same whatever order the engine adds in), made a double before dividing: Spark
-        -- rounds a quotient of wide decimals to 6 places.
-        cast(
-            sum(
-                customer_top_categories.num_purchases
-                * cast(top_category_rates.top_category_repeat_rate as decimal(18, 15))
-            ) as double
-        )
-        / sum(customer_top_categories.num_purchases) as purchased_category_repeat_rate
+        {{ exact_weighted_mean(
+            'top_category_rates.top_category_repeat_rate', 'customer_top_categories.num_purchases'
+        ) }} as purchased_category_repeat_rate
 
     from customer_top_categories
     inner join top_category_rates

@@ -97,7 +97,7 @@ final as (
             coalesce(num_addtocart_{{ n }}d, 0) as num_addtocart_{{ n }}d,
             coalesce(num_unique_items_{{ n }}d, 0) as num_unique_items_{{ n }}d,
         {%- endfor %}
-        cast(floor((cutoff_ms - last_event_ms) / {{ day }}.0) as integer) as days_since_last_event,
+        cast(floor(cast(cutoff_ms - last_event_ms as double) / {{ day }}) as integer) as days_since_last_event,
         {{ safe_ratio('coalesce(num_addtocart_7d, 0)', 'coalesce(num_views_7d, 0)') }} as add_to_cart_rate_7d,
         {%- for n in windows %}
             coalesce(num_sessions_{{ n }}d, 0) as num_sessions_{{ n }}d,
@@ -111,24 +111,27 @@ final as (
         num_purchased_items_all,
         num_unique_items_all,
         num_active_days,
-        (cutoff_ms - first_event_ms) / {{ day }}.0 as days_since_first_event,
-        (cutoff_ms - last_event_ms) / 3600000.0 as hours_since_last_event,
-        (cutoff_ms - last_addtocart_ms) / 3600000.0 as hours_since_last_addtocart,
-        (cutoff_ms - last_transaction_ms) / {{ day }}.0 as days_since_last_transaction,
+        cast(cutoff_ms - first_event_ms as double) / {{ day }} as days_since_first_event,
+        cast(cutoff_ms - last_event_ms as double) / 3600000 as hours_since_last_event,
+        cast(cutoff_ms - last_addtocart_ms as double) / 3600000 as hours_since_last_addtocart,
+        cast(cutoff_ms - last_transaction_ms as double) / {{ day }} as days_since_last_transaction,
         num_purchase_days_all,
-        (cutoff_ms - first_transaction_ms) / {{ day }}.0 as days_since_first_transaction,
+        cast(cutoff_ms - first_transaction_ms as double) / {{ day }} as days_since_first_transaction,
         case
             when num_purchase_days_all > 1
-                then (last_transaction_ms - first_transaction_ms) / {{ day }}.0 / (num_purchase_days_all - 1)
+                then
+                    cast(last_transaction_ms - first_transaction_ms as double)
+                    / {{ day }} / (num_purchase_days_all - 1)
         end as avg_days_between_purchase_days,
         coalesce(num_open_carts, 0) as num_open_carts,
         coalesce(num_open_carts_7d, 0) as num_open_carts_7d,
         {{ safe_ratio('coalesce(total_events_1d, 0)', 'coalesce(total_events_7d, 0)') }} as events_1d_to_7d_ratio,
         {{ safe_ratio('coalesce(total_events_7d, 0)', 'coalesce(total_events_30d, 0)') }} as events_7d_to_30d_ratio,
         {{ safe_ratio('coalesce(num_sessions_7d, 0)', 'coalesce(num_sessions_30d, 0)') }} as sessions_7d_to_30d_ratio,
-        cast(floor(((last_event_ms - {{ local_offset_ms }}) % {{ day }}) / 3600000.0) as integer)
+        cast(floor(cast((last_event_ms - {{ local_offset_ms }}) % {{ day }} as double) / 3600000) as integer)
             as last_event_local_hour,
-        cast((floor((last_event_ms - {{ local_offset_ms }}) / {{ day }}.0) + 3) % 7 as integer) as last_event_weekday,
+        cast((floor(cast(last_event_ms - {{ local_offset_ms }} as double) / {{ day }}) + 3) % 7 as integer)
+            as last_event_weekday,
         coalesce(max_views_of_one_item_7d, 0) as max_views_of_one_item_7d,
         avg_item_conversion_rate_7d,
         max_item_conversion_rate_7d,
