@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import date
 
 from models_py.config import Settings
 from models_py.data import ingest, landing
 from models_py.errors import JobFailed
-from models_py.modeling import score, train
+from models_py.modeling import score, score_in_spark, train
 from models_py.ops import drift, gates, promotion, registry, report, run_log
 from models_py.ops.run_log import RunSummary, stage
-from models_py.warehouse import build_plan, dbt, publish, serving
+from models_py.warehouse import build_plan, dbt, publish, serving, spark
 from models_py.warehouse.build_plan import BuildPlan
 from models_py.warehouse.connection import session
 
@@ -115,23 +116,30 @@ def _score_and_publish(con, cfg: Settings, summary: RunSummary, say: Callable[[s
     previous = publish.previous_scores(con, summary.as_of, model.version)
     with stage(summary, "validate features", say):
         eligible = gates.check_features(con, cfg, summary.run_id, summary.as_of, previous)
-    with stage(summary, "score", say):
-        scored = score.score(con, model, summary.as_of, summary.run_id, cfg.score_batch_rows, cfg.threads)
-        summary.visitors_scored = scored.scores.num_rows
-    with stage(summary, "drift", say):
-        drift.check_feature_drift(con, cfg, summary.run_id, summary.as_of, model, scored.feature_sample, say)
-    with stage(summary, "validate scores", say):
-        gates.check_scores(con, cfg, summary.run_id, summary.as_of, scored.scores, eligible, previous)
-        drift.check_score_drift(
-            con, cfg, summary.run_id, summary.as_of, scored.scores["propensity"].to_numpy(), say, model.version
-        )
-    if winner:
-        registry.set_champion(con, winner)
-        summary.promoted = True
-        say(f"  {winner} promoted to champion (tonight's gates passed)")
-    with stage(summary, "publish", say):
-        publish.write_history(con, scored.scores, summary.as_of)
-        serving.publish(con, cfg, summary.as_of, publish.latest_scored_date(con), summary.run_id)
+    with ExitStack() as stack:  # the Spark engine's session lives from scoring to publishing
+        on_spark = stack.enter_context(spark.spark_session(cfg)) if cfg.engine == "spark" else None
+        with stage(summary, "score", say):
+            if on_spark:
+                scored = score_in_spark.score(on_spark, cfg, model, summary.as_of, summary.run_id)
+            else:
+                scored = score.score(con, model, summary.as_of, summary.run_id, cfg.score_batch_rows, cfg.threads)
+            summary.visitors_scored = scored.scores.num_rows
+        with stage(summary, "drift", say):
+            drift.check_feature_drift(con, cfg, summary.run_id, summary.as_of, model, scored.feature_sample, say)
+        with stage(summary, "validate scores", say):
+            gates.check_scores(con, cfg, summary.run_id, summary.as_of, scored.scores, eligible, previous)
+            drift.check_score_drift(
+                con, cfg, summary.run_id, summary.as_of, scored.scores["propensity"].to_numpy(), say, model.version
+            )
+        if winner:
+            registry.set_champion(con, winner)
+            summary.promoted = True
+            say(f"  {winner} promoted to champion (tonight's gates passed)")
+        with stage(summary, "publish", say):
+            if on_spark:
+                score_in_spark.write_scores_table(on_spark, cfg, scored.scores)
+            publish.write_history(con, scored.scores, summary.as_of)
+            serving.publish(con, cfg, summary.as_of, publish.latest_scored_date(con), summary.run_id)
 
 
 def _model_of_then(con, cfg: Settings, summary: RunSummary, say: Callable[[str], None]):

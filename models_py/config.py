@@ -33,6 +33,10 @@ class Settings:
     warehouse_path: Path
     serving_path: Path
     serving_nights: int
+    engine: str
+    spark_dir: Path
+    spark_master: str
+    spark_driver_memory: str
     keep_nightly_features: int
     models_dir: Path
     reports_dir: Path
@@ -80,6 +84,15 @@ class Settings:
         return self.data_dir / "landing"
 
     @property
+    def spark_sources_dir(self) -> Path:
+        """The raw tables and the build plan as Parquet folders (<schema>.<table>/), the Spark engine's sources."""
+        return self.spark_dir / "sources"
+
+    @property
+    def spark_tables_dir(self) -> Path:
+        return self.spark_dir / "tables"
+
+    @property
     def truth_dir(self) -> Path:
         return self.data_dir / "truth"
 
@@ -102,6 +115,8 @@ def _value(name: str, spec: dict, raw: object) -> object:
     if kind == "days":
         return _days(env, spec, raw)
     if kind == "str":
+        if "choices" in spec and str(raw).strip() not in spec["choices"]:
+            raise SettingsError(f"{env}={raw!r} is not one of {', '.join(spec['choices'])}")
         return str(raw).strip()
     if kind == "memory":
         if not MEMORY.fullmatch(str(raw).strip()):
@@ -134,9 +149,9 @@ def _days(env: str, spec: dict, raw: object) -> tuple[int, ...]:
 
 
 def _check_paths(cfg: Settings) -> None:
-    """The warehouse, the serving file and the model folder must be three different places."""
+    """The warehouse, the serving file, the model folder and Spark's folder must be different places."""
     places = {"PROPENSITY_WAREHOUSE": cfg.warehouse_path, "PROPENSITY_SERVING": cfg.serving_path,
-              "PROPENSITY_MODELS_DIR": cfg.models_dir}  # fmt: skip
+              "PROPENSITY_MODELS_DIR": cfg.models_dir, "PROPENSITY_SPARK_DIR": cfg.spark_dir}  # fmt: skip
     for a, path_a in places.items():
         for b, path_b in places.items():
             if a < b and (path_a == path_b or path_a in path_b.parents or path_b in path_a.parents):
@@ -182,6 +197,7 @@ def folder_env(root: Path) -> dict[str, str]:
         "PROPENSITY_DATA_DIR": str(root / "data"),
         "PROPENSITY_WAREHOUSE": str(root / "warehouse" / "propensity.duckdb"),
         "PROPENSITY_SERVING": str(root / "warehouse" / "serving.duckdb"),
+        "PROPENSITY_SPARK_DIR": str(root / "warehouse" / "spark"),
         "PROPENSITY_MODELS_DIR": str(root / "artifacts"),
         "PROPENSITY_REPORTS_DIR": str(root / "reports"),
     }

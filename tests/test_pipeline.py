@@ -225,7 +225,7 @@ def test_scores_from_contributions_equal_the_models_predictions(pipeline) -> Non
     top = rank * 10 < n
     shown = np.array([scores[f"reason_{k}"].to_pylist() for k in (1, 2, 3)], dtype=object).T
     assert n > 10_000 and (shown[:, 0] != None).tolist() == top.tolist()  # noqa: E711 - elementwise
-    expected = np.array(model.meta.features)[score_mod._reasons_for(model, x[top], 2)]
+    expected = np.array(model.meta.features)[score_mod.reasons_for(model, x[top], 2)]
     assert shown[top].tolist() == expected.tolist()
 
 

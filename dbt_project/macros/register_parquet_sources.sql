@@ -22,5 +22,24 @@
             {%- do run_query('refresh table ' ~ table) -%}
         {%- endfor -%}
     {%- endfor -%}
+    {%- do register_score_history() -%}
     {{ return('') }}
+{%- endmacro %}
+
+{#- The job writes each night's scores as a date partition of Parquet under Spark's tables (models_py/modeling/
+    score_in_spark.py); here they become the table ml.visitor_propensity_score_history with every night written so
+    far (the job's own Spark cannot open dbt's local metastore, so a night shows in the catalog from the next build
+    on). The columns are the serving table's. -#}
+{% macro register_score_history() -%}
+    {%- set folder = env_var('PROPENSITY_SPARK_DIR', '') -%}
+    {%- if not folder -%}{{ return('') }}{%- endif -%}
+    {%- do run_query('create database if not exists ml') -%}
+    {%- do run_query(
+        'create table if not exists ml.visitor_propensity_score_history ('
+        ~ 'visitor_id bigint, propensity double, decile int, segment string, reason_1 string, reason_2 string, '
+        ~ 'reason_3 string, model_version string, run_id string, scored_at timestamp, as_of_date date) '
+        ~ "using parquet partitioned by (as_of_date) location '" ~ folder
+        ~ "/tables/ml.db/visitor_propensity_score_history'"
+    ) -%}
+    {%- do run_query('alter table ml.visitor_propensity_score_history recover partitions') -%}
 {%- endmacro %}

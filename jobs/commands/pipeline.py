@@ -30,6 +30,7 @@ def build(
         day = parse_date(as_of) or build_plan.latest_as_of(con, cfg)
         build_plan.check_servable(con, cfg, day)
         if rebuild:
+            dbt.drop_derived_on_spark(cfg)
             build_plan.drop_derived(con)
         plan = build_plan.plan_night(con, cfg, day)
     say(f"as-of date {day}: {build_plan.describe(plan)}")
@@ -62,9 +63,10 @@ def train(
 def score(as_of: str = typer.Option(None, help=AS_OF_HELP + " (default: latest).")) -> None:
     """Score every visitor with the champion and write the day into the warehouse's score history."""
     from models_py.modeling import score as score_mod
+    from models_py.modeling import score_in_spark
     from models_py.ops import registry
     from models_py.ops.run_log import new_run_id
-    from models_py.warehouse import build_plan, publish
+    from models_py.warehouse import build_plan, publish, spark
     from models_py.warehouse.connection import session
 
     cfg = settings()
@@ -74,7 +76,12 @@ def score(as_of: str = typer.Option(None, help=AS_OF_HELP + " (default: latest).
         model = registry.load_champion(con)
         if model is None:
             raise JobFailed("no champion model: run `propensity train` first")
-        scores = score_mod.score(con, model, day, new_run_id(), cfg.score_batch_rows, cfg.threads).scores
+        if cfg.engine == "spark":
+            with spark.spark_session(cfg) as on_spark:
+                scores = score_in_spark.score(on_spark, cfg, model, day, new_run_id()).scores
+                score_in_spark.write_scores_table(on_spark, cfg, scores)
+        else:
+            scores = score_mod.score(con, model, day, new_run_id(), cfg.score_batch_rows, cfg.threads).scores
         publish.write_history(con, scores, day)
     typer.echo(f"scored {scores.num_rows:,} visitors as of {day} with {model.version}")
 

@@ -41,7 +41,7 @@ def _top_reasons(contrib: np.ndarray) -> np.ndarray:
     return top
 
 
-def _deciles(visitor_id: np.ndarray, p: np.ndarray) -> np.ndarray:
+def deciles(visitor_id: np.ndarray, p: np.ndarray) -> np.ndarray:
     """Decile 1..10 by probability, highest first, visitors of equal probability ordered by visitor id: what ranking
     by (probability desc, visitor id) gives, without the cost of that two-key sort (ties matter only on an edge)."""
     n = p.size
@@ -137,9 +137,7 @@ def _predict_all(
     top = _TopRows(keep=-(-visitors * REASON_DECILES // 10))
     ids, probabilities, sample = [], [], []
     for visitor_id, mart_x in _feature_batches(con, repeat_purchase.mart_columns(model), as_of, batch_rows):
-        x = repeat_purchase.complete(model, mart_x)
-        margin = repeat_purchase.offset(getattr(model, "repeat_purchase", None), model.features, x)
-        p = model.calibration.apply(model.booster.inplace_predict(x, validate_features=False, base_margin=margin))
+        x, p = predict_probabilities(model, mart_x)
         ids.append(visitor_id)
         probabilities.append(p)
         sample.append(x[visitor_id % SAMPLE_MODULUS == 0])
@@ -147,7 +145,14 @@ def _predict_all(
     return np.concatenate(ids), np.concatenate(probabilities), np.concatenate(sample), top
 
 
-def _reasons_for(model: ScoringModel, x: np.ndarray, threads: int) -> np.ndarray:
+def predict_probabilities(model: ScoringModel, mart_x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The model's matrix for these rows of its mart columns (float32), and its calibrated probabilities."""
+    x = repeat_purchase.complete(model, mart_x)
+    margin = repeat_purchase.offset(getattr(model, "repeat_purchase", None), model.features, x)
+    return x, model.calibration.apply(model.booster.inplace_predict(x, validate_features=False, base_margin=margin))
+
+
+def reasons_for(model: ScoringModel, x: np.ndarray, threads: int) -> np.ndarray:
     """Top contributing features of these rows, as indices into the model's features."""
     margin = repeat_purchase.offset(getattr(model, "repeat_purchase", None), model.features, x)
     dm = xgb.DMatrix(x, base_margin=margin, feature_names=model.features, nthread=threads)
@@ -165,19 +170,33 @@ def score(
     con: duckdb.DuckDBPyConnection, model: ScoringModel, as_of: date, run_id: str, batch_rows: int, threads: int
 ) -> Scored:
     visitor_id, p, sample, top = _predict_all(con, model, as_of, batch_rows)
-    n = p.size
-    decile = _deciles(visitor_id, p)
+    decile = deciles(visitor_id, p)
     explained = np.flatnonzero(decile <= REASON_DECILES)
-    reasons = np.full((n, REASONS), -1, np.int32)
+    reasons = np.full((p.size, REASONS), -1, np.int32)
     if explained.size:
         kept_id, kept_x = top.rows()
         order = np.argsort(kept_id)
         rows = order[np.minimum(np.searchsorted(kept_id, visitor_id[explained], sorter=order), order.size - 1)]
         if not np.array_equal(kept_id[rows], visitor_id[explained]):
             raise AssertionError("a top-decile visitor was not among the kept rows")  # _TopRows's promise broken
-        reasons[explained] = _reasons_for(model, kept_x[rows], threads)
+        reasons[explained] = reasons_for(model, kept_x[rows], threads)
+    return Scored(scores_table(model, as_of, run_id, visitor_id, p, decile, reasons), sample)
+
+
+def scores_table(
+    model: ScoringModel,
+    as_of: date,
+    run_id: str,
+    visitor_id: np.ndarray,
+    p: np.ndarray,
+    decile: np.ndarray,
+    reasons: np.ndarray,
+) -> pa.Table:
+    """The night's rows as the score history holds them; ``reasons`` are indices into the model's features (-1:
+    none)."""
+    n = p.size
     names = pa.array(model.features)
-    table = pa.table(
+    return pa.table(
         {
             "visitor_id": visitor_id,
             "as_of_date": pa.array(np.full(n, (as_of - date(1970, 1, 1)).days, np.int32), pa.date32()),
@@ -195,4 +214,3 @@ def score(
             "scored_at": pa.array(np.full(n, np.datetime64(utc_now_naive(), "s"))),
         }
     )
-    return Scored(table, sample)

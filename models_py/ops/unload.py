@@ -9,6 +9,7 @@ scores marketing reads stay until the next night publishes.
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from datetime import date
 
@@ -18,7 +19,7 @@ from models_py.config import Settings
 from models_py.errors import BadInputError
 from models_py.ops import registry
 from models_py.transaction import transaction
-from models_py.warehouse import build_plan
+from models_py.warehouse import build_plan, dbt, spark
 from models_py.warehouse.schema import MODEL_REGISTRY, SCORE_HISTORY
 from models_py.warehouse.serving import ServingFiles
 
@@ -46,6 +47,7 @@ def unload(con: duckdb.DuckDBPyConnection, cfg: Settings, file_name: str) -> Unl
     boundary_ms = min(row[1] for row in taken)
     first_day = cfg.calendar.shop_day(boundary_ms)
     cut_ms = cfg.calendar.day_start_ms(first_day)
+    dbt.drop_derived_on_spark(cfg)  # first: if it fails, nothing in the warehouse file has changed
     with transaction(con):
         events = con.execute("select count(*) from raw.events where timestamp >= ?", [cut_ms]).fetchone()[0]
         con.execute("delete from raw.events where timestamp >= ?", [cut_ms])
@@ -70,5 +72,6 @@ def unload(con: duckdb.DuckDBPyConnection, cfg: Settings, file_name: str) -> Unl
             (cfg.models_dir / registry.CHAMPION_POINTER).unlink(missing_ok=True)
     for (day,) in scored:
         ServingFiles(cfg.serving_path).night(day).unlink(missing_ok=True)
+        shutil.rmtree(spark.table_folder(cfg, SCORE_HISTORY) / f"as_of_date={day}", ignore_errors=True)
     now = registry.champion(con)
     return Unloaded([r[0] for r in taken], events, first_day, len(scored), withdrawn, now[0] if now else None)

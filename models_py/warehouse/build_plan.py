@@ -63,7 +63,8 @@ def check_servable(con: duckdb.DuckDBPyConnection, cfg: Settings, as_of: date) -
 
 def drop_derived(con: duckdb.DuckDBPyConnection) -> None:
     """Drop what dbt derived from the events (rollups, folded state, marts): the next build makes it anew, for the
-    dates it plans. After events were taken out, or when a new feature needs its history."""
+    dates it plans. After events were taken out, or when a new feature needs its history. (On Spark, after
+    ``dbt.drop_derived_on_spark``: this drops the views of Spark's tables.)"""
     for derived in DERIVED_SCHEMAS:
         con.execute(f"drop schema if exists {derived} cascade")
 
@@ -93,6 +94,10 @@ def built(con: duckdb.DuckDBPyConnection, table: str) -> set[date]:
         return {r[0] for r in con.execute(f"select distinct as_of_date from {table}").fetchall()}
     except duckdb.CatalogException:
         return set()
+    except duckdb.IOException as exc:  # a view of Spark's table whose files were dropped: nothing built
+        if "No files found" in str(exc):
+            return set()
+        raise
 
 
 def _plan(con: duckdb.DuckDBPyConnection, cfg: Settings, wanted: list[date], tonight: date | None) -> BuildPlan:

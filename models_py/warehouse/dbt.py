@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -12,11 +13,13 @@ from collections.abc import Callable
 
 from models_py.config import Settings
 from models_py.errors import JobFailed, ResourceError, WarehouseBusyError
-from models_py.warehouse import build_plan
+from models_py.warehouse import build_plan, spark
 from models_py.warehouse.build_plan import BuildPlan
 from models_py.warehouse.connection import session
+from models_py.warehouse.schema import DERIVED_SCHEMAS
 
 PR_SET_PDEATHSIG = 1
+SPARK_LOG_LINE = re.compile(r"^\d\d/\d\d/\d\d \d\d:\d\d:\d\d (INFO|WARN) ")  # dbt-spark's local Spark talking
 
 
 class DbtError(JobFailed):
@@ -45,10 +48,15 @@ def _die_with_parent() -> None:
 
 
 def run_dbt(cfg: Settings, args: list[str], progress: Callable[[str], None] | None = None) -> None:
-    command = [os.path.join(sys.prefix, "bin", "dbt"), *args, "--vars", json.dumps(project_vars(cfg))]
+    target = ["--target", "spark"] if cfg.engine == "spark" and "--target" not in args else []
+    command = [os.path.join(sys.prefix, "bin", "dbt"), *args, *target, "--vars", json.dumps(project_vars(cfg))]
     env = {
         **os.environ,
         "PROPENSITY_WAREHOUSE": str(cfg.warehouse_path),
+        "PROPENSITY_SPARK_DIR": str(cfg.spark_dir),
+        "PROPENSITY_PARQUET_DIR": str(cfg.spark_sources_dir),
+        "PROPENSITY_SPARK_MASTER": cfg.spark_master,
+        "PROPENSITY_SPARK_DRIVER_MEMORY": cfg.spark_driver_memory,
         "PROPENSITY_DUCKDB_MEMORY_LIMIT": cfg.duckdb_memory_limit,
         "PROPENSITY_DUCKDB_DISABLED_COMPRESSION": cfg.duckdb_disabled_compression,
         "DBT_PROFILES_DIR": str(cfg.profiles_dir),
@@ -69,7 +77,8 @@ def run_dbt(cfg: Settings, args: list[str], progress: Callable[[str], None] | No
     for line in proc.stdout:
         line = line.rstrip()
         lines.append(line)
-        if progress and any(k in line for k in (" OK ", "PASS", "FAIL", "ERROR", "WARN", "Done.")):
+        if progress and any(k in line for k in (" OK ", "PASS", "FAIL", "ERROR", "WARN", "Done.")) \
+                and not SPARK_LOG_LINE.match(line):  # fmt: skip
             progress("dbt | " + line.split("  ", 1)[-1].strip())
     if proc.wait() != 0:
         raise failure(cfg, args, lines)
@@ -110,6 +119,20 @@ def build(
         if len(steps) > 1 and progress:
             progress(f"  pass {number} of {len(steps)}: {build_plan.describe(step)}")
         with session(cfg) as con:
+            spark.check_engine(con, cfg)
             build_plan.write(con, cfg, step)
+            if cfg.engine == "spark":
+                spark.export_sources(con, cfg)
         refresh = ["--full-refresh"] if full_refresh and number == 1 else []
         run_dbt(cfg, ["build", "--exclude-resource-type", "unit_test", *refresh], progress)
+        if cfg.engine == "spark":
+            with session(cfg) as con:
+                spark.show_spark_tables(con, cfg)
+
+
+def drop_derived_on_spark(cfg: Settings) -> None:
+    """The Spark engine's part of ``build_plan.drop_derived``: Spark's derived tables and their files."""
+    if cfg.engine == "spark":
+        run_dbt(
+            cfg, ["run-operation", "drop_derived_schemas", "--args", json.dumps({"schemas": list(DERIVED_SCHEMAS)})]
+        )
