@@ -18,7 +18,7 @@ from models_py.world.simulate import simulate
 
 SMALL_SCALE = 0.02
 SMALL_SEED = 7
-WORLD_FIXTURES = {"small_world", "pipeline", "own_world", "backtested"}
+WORLD_FIXTURES = {"small_world", "pipeline", "own_world", "backtested", "two_nights"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -84,3 +84,27 @@ def own_world(pipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Worl
             "update ml.model_registry set artifact_path = ? || '/' || model_version", [env["PROPENSITY_MODELS_DIR"]]
         )
     return World(tmp_path, env)
+
+
+@pytest.fixture(scope="session")
+def two_nights(small_world: Path, tmp_path_factory: pytest.TempPathFactory):
+    """The small world with its last day held back for a first night, then landed for a second night."""
+    from jobs.nightly import run_nightly
+    from models_py.warehouse.connection import session
+
+    root = tmp_path_factory.mktemp("two_nights")
+    landing = root / "data" / "landing"
+    shutil.copytree(small_world / "landing", landing)
+    last = sorted(landing.glob("events_*.csv"))[-1]
+    held = last.rename(root / last.name)
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in folder_env(root).items():
+            mp.setenv(k, v)
+        first = run_nightly(settings(), say=lambda _: None)
+        held.rename(last)
+        second = run_nightly(settings(), say=lambda _: None)
+        with session(settings(), read_only=True) as con:
+            plan = con.execute("select as_of_date, builds_features, builds_labels from ml.build_plan").fetchall()
+        cfg = settings()
+    # Yield outside the patched environment: later tests' CLI subprocesses must not inherit this warehouse.
+    yield cfg, first, second, plan

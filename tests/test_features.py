@@ -3,17 +3,13 @@ after a second night that only folded one day in; and point in time, with a posi
 
 from __future__ import annotations
 
-import shutil
 from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
-import pytest
 
-from jobs.nightly import run_nightly
-from models_py.config import folder_env, settings
+from models_py.config import settings
 from models_py.warehouse import build_plan, dbt
-from models_py.warehouse.connection import session
 
 SQL = Path(__file__).parent / "sql"
 FEATURES, LABELS = "marts.fct_visitor_features", "marts.fct_visitor_labels"
@@ -33,27 +29,6 @@ def _differences(con: duckdb.DuckDBPyConnection, table: str, reference_sql: str,
     missing = con.execute(count.format(c=columns, a="reference", b=table)).fetchone()[0]
     extra = con.execute(count.format(c=columns, a=table, b="reference")).fetchone()[0]
     return missing + extra
-
-
-@pytest.fixture(scope="session")
-def two_nights(small_world: Path, tmp_path_factory: pytest.TempPathFactory):
-    """The small world with its last day held back for a first night, then landed for a second night."""
-    root = tmp_path_factory.mktemp("two_nights")
-    landing = root / "data" / "landing"
-    shutil.copytree(small_world / "landing", landing)
-    last = sorted(landing.glob("events_*.csv"))[-1]
-    held = last.rename(root / last.name)
-    with pytest.MonkeyPatch.context() as mp:
-        for k, v in folder_env(root).items():
-            mp.setenv(k, v)
-        first = run_nightly(settings(), say=lambda _: None)
-        held.rename(last)
-        second = run_nightly(settings(), say=lambda _: None)
-        with session(settings(), read_only=True) as con:
-            plan = con.execute("select as_of_date, builds_features, builds_labels from ml.build_plan").fetchall()
-        cfg = settings()
-    # Yield outside the patched environment: later tests' CLI subprocesses must not inherit this warehouse.
-    yield cfg, first, second, plan
 
 
 def test_every_feature_of_a_first_build_equals_the_straight_query(pipeline) -> None:

@@ -1,35 +1,33 @@
-"""The dbt project on Apache Spark (the `[spark]` extra, Java 17): the same models, run by dbt-spark's session
-method in a local Spark, give the features and labels DuckDB gives, for every visitor and cut-off of the small
-world. Skipped where the extra is not installed (`make setup` keeps the default light)."""
+"""The Spark engine (the `[spark]` extra, Java 17): the nightly job with PROPENSITY_ENGINE=spark, on the small world
+in two nights, builds the features and labels DuckDB builds and publishes the scores DuckDB publishes. Skipped where
+the extra is not installed (`make setup` keeps the default light; `make setup-spark` and `.ci/run` install it)."""
 
 from __future__ import annotations
+
+import shutil
+from pathlib import Path
 
 import duckdb
 import pytest
 
-from models_py.warehouse import build_plan, dbt
+from models_py.config import folder_env, settings
+from models_py.warehouse import build_plan
+from models_py.warehouse.connection import session
 
 pytest.importorskip("pyspark", reason="the [spark] extra is not installed: pip install -e '.[spark]'")
 pytest.importorskip("dbt.adapters.spark", reason="the [spark] extra is not installed: pip install -e '.[spark]'")
 
-# What the models read: the raw tables and the job's build plan, handed to Spark as Parquet folders.
-SOURCES = ("raw.events", "raw.item_properties", "raw.category_tree", "raw.load_log", "ml.build_plan")
+KEYS = ("as_of_date", "visitor_id")
 
 
-def _mismatches(con: duckdb.DuckDBPyConnection, mart: str, spark_folder: str, dates: list) -> dict[str, int]:
-    """Per column, the rows where Spark's mart and DuckDB's differ on the built dates: integers exactly, other
-    numbers to 1e-9 (relative above 1), a row on one side only counting for every column."""
-    con.execute(
-        f"""create or replace temp view spark_mart as
-            select * replace (cast(as_of_date as date) as as_of_date)
-            from read_parquet('{spark_folder}/*/*.parquet', hive_partitioning = true)"""
-    )
-    listed = ", ".join(f"date '{d}'" for d in dates)
-    con.execute(f"create or replace temp view duckdb_mart as select * from marts.{mart} where as_of_date in ({listed})")
-    types = dict(con.execute("select column_name, column_type from (describe duckdb_mart)").fetchall())
+def _mismatches(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, int]:
+    """Per column, the rows where Spark's table (the Spark warehouse file's view, database ``s``) and DuckDB's
+    (database ``d``) differ: integers exactly, other numbers to 1e-9 (relative above 1), a row on one side only
+    counting for every column."""
+    types = dict(con.execute(f"select column_name, column_type from (describe d.{table})").fetchall())
     checks = []
     for column, kind in types.items():
-        if column in ("as_of_date", "visitor_id"):
+        if column in KEYS:
             continue
         if kind in ("DOUBLE", "FLOAT") or kind.startswith("DECIMAL"):
             # A null on one side only makes the difference null: coalesce counts it as a mismatch.
@@ -39,42 +37,74 @@ def _mismatches(con: duckdb.DuckDBPyConnection, mart: str, spark_folder: str, da
             same = f"d.{column} is not distinct from s.{column}"
         checks.append(f"count(*) filter (where d.visitor_id is null or s.visitor_id is null or not ({same}))")
     counts = con.execute(
-        f"""select {", ".join(checks)} from duckdb_mart d full join spark_mart s
-            on d.as_of_date = s.as_of_date and d.visitor_id = s.visitor_id"""
+        f"select {', '.join(checks)} from d.{table} d full join s.{table} s using ({', '.join(KEYS)})"
     ).fetchone()
-    columns = [c for c in types if c not in ("as_of_date", "visitor_id")]
+    columns = [c for c in types if c not in KEYS]
     return {c: n for c, n in zip(columns, counts, strict=True) if n}
 
 
-def test_spark_builds_the_features_and_labels_duckdb_builds(own_world, tmp_path, monkeypatch) -> None:
-    """Every date DuckDB's marts hold, built on Spark in two builds: all but the newest dates as a first build (no
-    state to fold from), then the newest as a night does (folded from the state the first build left, older
-    states dropped), so both of Spark's paths are compared."""
-    cfg = own_world.cfg
-    parquet, spark = tmp_path / "parquet", tmp_path / "spark"
-    monkeypatch.setenv("PROPENSITY_PARQUET_DIR", str(parquet))
-    monkeypatch.setenv("PROPENSITY_SPARK_DIR", str(spark))
-    with duckdb.connect(str(cfg.warehouse_path), read_only=True) as con:
-        features = sorted(build_plan.built(con, build_plan.FEATURES_MART))
-        labels = sorted(build_plan.built(con, build_plan.LABELS_MART))
-    assert len(features) >= 8 and len(labels) >= 7
-    nights = [
-        build_plan.BuildPlan(features=features[:-1], labels=labels[:-1]),
-        build_plan.BuildPlan(features=features[-1:], labels=labels[-1:]),
-    ]
-    for night in nights:
-        with duckdb.connect(str(cfg.warehouse_path)) as con:
-            build_plan.write(con, cfg, night)
-            for table in SOURCES:
-                (parquet / table).mkdir(parents=True, exist_ok=True)
-                con.execute(f"copy {table} to '{parquet / table / 'part-0.parquet'}' (format parquet)")
-        dbt.run_dbt(cfg, ["build", "--target", "spark", "--exclude-resource-type", "unit_test"])
-    with duckdb.connect(str(cfg.warehouse_path), read_only=True) as con:
-        for mart, dates in (("fct_visitor_features", features), ("fct_visitor_labels", labels)):
-            listed = ", ".join(f"date '{d}'" for d in dates)
-            rows = con.execute(f"select count(*) from marts.{mart} where as_of_date in ({listed})").fetchone()[0]
-            assert rows > 10_000
-            assert _mismatches(con, mart, str(spark / "tables" / "marts.db" / mart), dates) == {}, mart
-        # The night kept only the newest two folded states, as on DuckDB: the old ones were dropped on Spark too.
-        folded = spark / "tables" / "intermediate.db" / "int_visitor_totals_folded"
-        assert sorted(p.name for p in folded.glob("as_of_date=*")) == [f"as_of_date={d}" for d in features[-2:]]
+def test_the_nightly_job_on_spark_publishes_the_scores_duckdb_publishes(
+    two_nights, small_world: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both engines run the same two nights (the last day held back, then landed): the first night builds every
+    date and trains, the second folds one day in and scores with the first night's model."""
+    from jobs.nightly import run_nightly
+    from models_py.ops.unload import unload
+
+    duck, duck_first, duck_second, _ = two_nights
+    landing = tmp_path / "data" / "landing"
+    shutil.copytree(small_world / "landing", landing)
+    last = sorted(landing.glob("events_*.csv"))[-1]
+    held = last.rename(tmp_path / last.name)
+    for key, value in {**folder_env(tmp_path), "PROPENSITY_ENGINE": "spark"}.items():
+        monkeypatch.setenv(key, value)
+    first = run_nightly(settings(), say=lambda _: None)
+    held.rename(last)
+    second = run_nightly(settings(), say=lambda _: None)
+    cfg = settings()
+
+    # The same models: training read the same rows from Spark's files as from DuckDB's tables.
+    assert (first.trained, first.model_version) == (duck_first.trained, duck_first.model_version)
+    assert (second.as_of, second.model_version) == (duck_second.as_of, duck_second.model_version)
+    with duckdb.connect() as con:
+        con.execute(f"attach '{duck.warehouse_path}' as d (read_only)")
+        con.execute(f"attach '{cfg.warehouse_path}' as s (read_only)")
+        # Every feature and label of every date both built.
+        for mart in (build_plan.FEATURES_MART, build_plan.LABELS_MART):
+            assert con.execute(f"select count(*) from s.{mart}").fetchone()[0] > 10_000
+            assert _mismatches(con, mart) == {}, mart
+        # The night kept the folded states DuckDB kept (older ones dropped on Spark too).
+        folded = "intermediate.int_visitor_totals_folded"
+        assert sorted(r[0] for r in con.execute(f"select distinct as_of_date from s.{folded}").fetchall()) == sorted(
+            r[0] for r in con.execute(f"select distinct as_of_date from d.{folded}").fetchall()
+        )
+        # Both nights' published scores: probabilities to 1e-6, everything else equal.
+        history = "ml.visitor_propensity_score_history"
+        differ = con.execute(
+            f"""select count(*) filter (where d.visitor_id is null or s.visitor_id is null
+                    or abs(d.propensity - s.propensity) > 1e-6 or d.decile <> s.decile or d.segment <> s.segment
+                    or d.reason_1 is distinct from s.reason_1 or d.reason_2 is distinct from s.reason_2
+                    or d.reason_3 is distinct from s.reason_3 or d.model_version <> s.model_version),
+                    count(*), count(distinct as_of_date)
+                from d.{history} d full join s.{history} s using (as_of_date, visitor_id)"""
+        ).fetchone()
+        assert differ[0] == 0 and differ[1] > 50_000 and differ[2] == 2
+    with duckdb.connect(str(cfg.serving_path), read_only=True) as con:
+        served = con.execute("select as_of_date, count(*) from visitor_propensity_scores group by 1").fetchall()
+    assert served == [(second.as_of, second.visitors_scored)]
+    # Spark's own copy of the score history: one partition per night, the night's rows.
+    spark_history = cfg.spark_tables_dir / "ml.db" / "visitor_propensity_score_history"
+    with duckdb.connect() as con:
+        nights = con.execute(
+            f"""select as_of_date, count(*) from read_parquet('{spark_history}/*/*.parquet', hive_partitioning = true,
+                hive_types = {{'as_of_date': date}}) group by 1 order by 1"""
+        ).fetchall()
+    assert nights == [(first.as_of, first.visitors_scored), (second.as_of, second.visitors_scored)]
+
+    # Unloading the last day on Spark drops Spark's derived tables and that night's scores; the next night would
+    # build every date anew.
+    with session(cfg) as con:
+        unload(con, cfg, last.name)
+        assert build_plan.built(con, build_plan.FEATURES_MART) == set()
+    assert not (cfg.spark_tables_dir / "marts.db").exists()
+    assert sorted(p.name for p in spark_history.glob("as_of_date=*")) == [f"as_of_date={first.as_of}"]
