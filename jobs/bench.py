@@ -8,6 +8,7 @@ night. Every figure is kept with the scale and the cores, so runs compare across
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -30,12 +31,12 @@ SEED_WINDOWS = (30, 7, 1)
 FEATURE_MODELS_EXCLUDED = {"fct_visitor_labels"}  # the night's feature build is every model but the labels
 
 
-def _timed_cli(root: Path, *args: str) -> tuple[float, int]:
+def _timed_cli(root: Path, *args: str, engine: str = "duckdb") -> tuple[float, int]:
     """Wall seconds and peak RSS (MB) of one CLI call in its own process (its own rusage, dbt's included)."""
     with tempfile.TemporaryFile(mode="w+") as err:
         started = time.perf_counter()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "jobs", *args], env={**os.environ, **folder_env(root)},
+            [sys.executable, "-m", "jobs", *args], env={**os.environ, **folder_env(root), "PROPENSITY_ENGINE": engine},
             stdout=subprocess.DEVNULL, stderr=err, text=True,
         )  # fmt: skip
         _, status, usage = os.wait4(proc.pid, 0)
@@ -67,22 +68,35 @@ def _feature_models_seconds() -> float:
     )
 
 
-def two_nights(root: Path, scale: float) -> dict[str, float | int | dict]:
+def two_nights(root: Path, scale: float, engine: str = "duckdb") -> dict[str, float | int | dict]:
     """Simulate a shop, run its first night without the last day, then land that day and run the second night."""
     out: dict[str, float | int | dict] = {}
     out["simulate_s"], rss = _timed_cli(root, "simulate", "--scale", str(scale))
     last = sorted((root / "data" / "landing").glob("events_*.csv"))[-1]
     held = last.rename(root / last.name)
-    out["first_night_s"], rss1 = _timed_cli(root, "nightly")
+    out["first_night_s"], rss1 = _timed_cli(root, "nightly", engine=engine)
     out["first_night_stage_seconds"] = _last_run(root)[2]
     held.rename(last)
-    out["nightly_s"], rss2 = _timed_cli(root, "nightly")
+    out["nightly_s"], rss2 = _timed_cli(root, "nightly", engine=engine)
     out["features_night_s"] = _feature_models_seconds()
     as_of, scored, stages = _last_run(root)
     out.update(as_of=str(as_of), visitors_scored=scored, nightly_stage_seconds=stages)
     out["score_visitors_per_s"] = scored / stages["score"]
     out.update(simulate_rss_mb=rss, first_night_rss_mb=rss1, nightly_rss_mb=rss2, peak_rss_mb=max(rss, rss1, rss2))
     return out
+
+
+def _score_difference(duckdb_root: Path, spark_root: Path) -> float:
+    """The largest difference between the two engines' published probabilities (a visitor on one side only, or
+    another decile or reason, counts as 1)."""
+    with duckdb.connect() as con:
+        for name, root in (("d", duckdb_root), ("s", spark_root)):
+            con.execute(f"attach '{root / 'warehouse' / 'serving.duckdb'}' as {name} (read_only)")
+        return con.execute(
+            """select coalesce(max(case when d.visitor_id is null or s.visitor_id is null or d.decile <> s.decile
+                    or d.reason_1 is distinct from s.reason_1 then 1 else abs(d.propensity - s.propensity) end), 1)
+               from d.visitor_propensity_scores d full join s.visitor_propensity_scores s using (visitor_id)"""
+        ).fetchone()[0]
 
 
 def seed_pandas_features(events: pd.DataFrame, cutoff_ms: int) -> pd.DataFrame:
@@ -168,6 +182,12 @@ def main() -> None:
         )  # fmt: skip
         report.update(feature_baselines(root / "scale1", date.fromisoformat(one["as_of"])))
         report["features_speedup_vs_seed_pandas"] = report["features_seed_pandas_s"] / report["features_night_s"]
+        if importlib.util.find_spec("pyspark"):  # the [spark] extra: the same two nights on Spark, beside DuckDB's
+            spark = two_nights(root / "spark_scale1", 1.0, engine="spark")
+            spark["published_scores_max_abs_difference"] = _score_difference(root / "scale1", root / "spark_scale1")
+            report.update(spark_nightly_scale1_s=spark["nightly_s"], spark_first_night_scale1_s=spark["first_night_s"],
+                          spark_scale1=spark)  # fmt: skip
+            shutil.rmtree(root / "spark_scale1", ignore_errors=True)
         shutil.rmtree(root / "scale1", ignore_errors=True)  # the disk the larger shop needs
         out.write_text(json.dumps({**kept, **report}, indent=2, default=str) + "\n")  # kept if the larger scale fails
         _print(report)
@@ -205,6 +225,14 @@ def _print(r: dict) -> None:
         f"peak RSS                {r['peak_rss_mb']:,} MB (target <= 3 GB); first night "
         f"{r['scale1']['first_night_rss_mb']:,} MB, second night {r['scale1']['nightly_rss_mb']:,} MB",
     ]
+    if "spark_scale1" in r:
+        spark = r["spark_scale1"]
+        lines += [
+            f"on Spark (local[2])     first night {spark['first_night_s']:.1f} s, second night "
+            f"{spark['nightly_s']:.1f} s; published scores differ from DuckDB's by at most "
+            f"{spark['published_scores_max_abs_difference']:.1e}",
+            f"                        stages {spark['nightly_stage_seconds']}",
+        ]
     for s in ("10", "100"):
         if f"nightly_scale{s}_s" in r:
             lines.append(f"scale {s}: first night {r[f'first_night_scale{s}_s']:.0f} s, second night "
