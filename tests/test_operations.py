@@ -96,7 +96,12 @@ def test_a_second_writer_gets_a_clear_message_after_a_bounded_retry(world) -> No
 
 @pytest.mark.parametrize(
     ("variable", "value"),
-    [("PROPENSITY_DUCKDB_MEMORY_LIMIT", "lots"), ("PROPENSITY_THREADS", "two"), ("PROPENSITY_DRIFT_FAIL_PSI", "high")],
+    [
+        ("PROPENSITY_DUCKDB_MEMORY_LIMIT", "lots"),
+        ("PROPENSITY_THREADS", "two"),
+        ("PROPENSITY_DRIFT_FAIL_PSI", "high"),
+        ("PROPENSITY_ENGINE", "oracle"),
+    ],
 )
 def test_a_mistyped_setting_stops_the_run_up_front_naming_the_variable(tmp_path: Path, variable, value) -> None:
     serving = tmp_path / "serving.duckdb"
@@ -106,6 +111,16 @@ def test_a_mistyped_setting_stops_the_run_up_front_naming_the_variable(tmp_path:
     assert result.returncode == 2
     assert variable in result.stderr and repr(value) in result.stderr and "Traceback" not in result.stderr
     assert not serving.exists()
+
+
+def test_a_warehouse_built_on_one_engine_is_refused_on_the_other(world) -> None:
+    """The nightly job on Spark over DuckDB's marts: exit 2 before anything is built (whether or not the [spark]
+    extra is installed, the message names the setting), and the scores marketing reads stay as they were."""
+    before = served_sha(settings())
+    result = _cli(world, "nightly", "--force", extra={"PROPENSITY_ENGINE": "spark"})
+    assert result.returncode == 2, result.stderr
+    assert "PROPENSITY_ENGINE=spark" in result.stderr and "Traceback" not in result.stderr
+    assert served_sha(settings()) == before
 
 
 def test_unwritable_or_full_serving_paths_give_a_clear_error_and_keep_the_old_file(world, monkeypatch) -> None:

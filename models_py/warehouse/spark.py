@@ -14,6 +14,7 @@ on Spark.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import sys
 from collections.abc import Iterator
@@ -142,6 +143,8 @@ def _parquet_source(folder: Path) -> str | None:
 def check_engine(con: duckdb.DuckDBPyConnection, cfg: Settings) -> None:
     """One warehouse file, one engine: the marts are tables on DuckDB and views of Spark's files on Spark. Mixing
     them would build tonight's features from another engine's state."""
+    if cfg.engine == "spark":
+        _check_installed()
     row = con.execute(
         "select table_type from information_schema.tables where table_schema = 'marts' "
         "and table_name = 'fct_visitor_features'"
@@ -154,6 +157,13 @@ def check_engine(con: duckdb.DuckDBPyConnection, cfg: Settings) -> None:
             f"PROPENSITY_ENGINE={cfg.engine}, but the warehouse {cfg.warehouse_path} was built by the {built_by} "
             f"engine: run with PROPENSITY_ENGINE={built_by}, or point PROPENSITY_WAREHOUSE at another file "
             "(`propensity build --rebuild` there builds every date on the new engine)"
+        )
+
+
+def _check_installed() -> None:
+    if not (importlib.util.find_spec("pyspark") and importlib.util.find_spec("dbt.adapters.spark")):
+        raise BadInputError(
+            "PROPENSITY_ENGINE=spark needs the [spark] extra: run `make setup-spark` (pip install -e '.[spark]')"
         )
 
 
@@ -173,12 +183,9 @@ def spark_conf(cfg: Settings) -> dict[str, str]:
 @contextmanager
 def spark_session(cfg: Settings) -> Iterator[SparkSession]:
     """A Spark session of the job's own (stopped on leaving), its Python workers running this interpreter."""
-    try:
-        from pyspark.sql import SparkSession
-    except ImportError:
-        raise BadInputError(
-            "PROPENSITY_ENGINE=spark needs the [spark] extra: run `make setup-spark` (pip install -e '.[spark]')"
-        ) from None
+    _check_installed()
+    from pyspark.sql import SparkSession
+
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.appName("propensity")
     for key, value in spark_conf(cfg).items():
