@@ -84,11 +84,11 @@ def score(spark: SparkSession, cfg: Settings, model: ScoringModel, as_of: date, 
 
         schema = "visitor_id long, " + ", ".join(f"r{k} int" for k in range(REASONS))
         explained_rows = features.join(top, "visitor_id").mapInPandas(explain, schema).toArrow()
+        if explained_rows.num_rows != explained.size:
+            raise JobFailed(f"reason codes came back for {explained_rows.num_rows:,} of {explained.size:,} visitors")
         order = np.argsort(visitor_id)
         rows = order[np.searchsorted(visitor_id, explained_rows["visitor_id"].to_numpy(), sorter=order)]
         reasons[rows] = np.column_stack([explained_rows[f"r{k}"].to_numpy() for k in range(REASONS)])
-        if explained_rows.num_rows != explained.size:
-            raise JobFailed(f"reason codes came back for {explained_rows.num_rows:,} of {explained.size:,} visitors")
     sample = features.where(F.col("visitor_id") % SAMPLE_MODULUS == 0).toArrow()
     sample_x = np.column_stack([sample[c].to_numpy(zero_copy_only=False) for c in columns]).astype(np.float32)
     return Scored(

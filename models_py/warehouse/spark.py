@@ -155,8 +155,8 @@ def check_engine(con: duckdb.DuckDBPyConnection, cfg: Settings) -> None:
     if built_by != cfg.engine:
         raise BadInputError(
             f"PROPENSITY_ENGINE={cfg.engine}, but the warehouse {cfg.warehouse_path} was built by the {built_by} "
-            f"engine: run with PROPENSITY_ENGINE={built_by}, or point PROPENSITY_WAREHOUSE at another file "
-            "(`propensity build --rebuild` there builds every date on the new engine)"
+            f"engine: run with PROPENSITY_ENGINE={built_by}, or move this warehouse to {cfg.engine} with "
+            f"`PROPENSITY_ENGINE={cfg.engine} propensity build --from-scratch` (it builds every date anew there)"
         )
 
 
@@ -168,7 +168,7 @@ def _check_installed() -> None:
 
 
 def spark_conf(cfg: Settings) -> dict[str, str]:
-    """The settings both of the job's Spark sessions share with dbt's (profiles.yml, output ``spark``)."""
+    """The settings the job's own Spark session shares with dbt's (profiles.yml, output ``spark``)."""
     return {
         "spark.master": cfg.spark_master,
         "spark.driver.memory": cfg.spark_driver_memory,
