@@ -254,3 +254,43 @@ def test_no_pickle_anywhere_in_the_code() -> None:
     for path in sources:
         text = path.read_text()
         assert "import pickle" not in text and "joblib" not in text, path
+
+
+def test_the_spark_sources_get_each_run_once_and_lose_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each ingesting run's events become one Parquet file, written once; an unloaded run's file goes; a copy that
+    no longer holds what the warehouse holds stops the night with a named error. Unchanged tables are not
+    rewritten."""
+    import pyarrow.parquet as pq
+
+    from models_py.config import folder_env
+    from models_py.errors import JobFailed
+    from models_py.warehouse import schema, spark
+
+    for key, value in folder_env(tmp_path).items():
+        monkeypatch.setenv(key, value)
+    cfg = settings()
+    events = cfg.spark_sources_dir / "raw.events"
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+        schema.ensure(con)
+        for run, first_ms in (("run-a", 1_000), ("run-b", 5_000)):
+            con.execute(f"insert into raw.events select {first_ms} + i, i, 'view', 1, null from range(3) t(i)")
+            con.execute(
+                "insert into raw.load_log values (?, 'sha', 'events', 3, 3, 0, ?, ?, now(), ?)",
+                [f"events_{run}.csv", first_ms, first_ms + 2, run],
+            )
+        spark.export_sources(con, cfg)
+        files = sorted(p.name for p in events.glob("*.parquet"))
+        assert files == ["run-run-a.parquet", "run-run-b.parquet"]
+        assert [pq.ParquetFile(events / f).metadata.num_rows for f in files] == [3, 3]
+        written = {p: p.stat().st_mtime_ns for p in cfg.spark_sources_dir.rglob("*.parquet")}
+        spark.export_sources(con, cfg)  # nothing new: nothing rewritten
+        assert {p: p.stat().st_mtime_ns for p in cfg.spark_sources_dir.rglob("*.parquet")} == written
+
+        con.execute("delete from raw.events where timestamp >= 5000")  # what `propensity unload` does
+        con.execute("delete from raw.load_log where run_id = 'run-b'")
+        spark.export_sources(con, cfg)
+        assert sorted(p.name for p in events.glob("*.parquet")) == ["run-run-a.parquet"]
+
+        con.execute("insert into raw.events values (9000, 1, 'view', 1, null)")  # a row no load accounts for
+        with pytest.raises(JobFailed, match="holds 3 rows, the warehouse 4"):
+            spark.export_sources(con, cfg)

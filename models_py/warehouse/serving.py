@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 from models_py import faults
 from models_py.config import Settings
 from models_py.errors import JobFailed
+from models_py.warehouse.connection import sql_path
 from models_py.warehouse.schema import SCORE_HISTORY
 
 LAYOUT_VERSION = 1
@@ -57,10 +58,6 @@ class ServingFiles:
 
     def night(self, as_of: date) -> Path:
         return self.nights / f"scores_{as_of.isoformat()}.parquet"
-
-
-def _sql_path(path: Path) -> str:
-    return "'" + str(path).replace("'", "''") + "'"
 
 
 def served(cfg: Settings) -> tuple[date, str] | None:
@@ -110,7 +107,7 @@ def _write_night(con: duckdb.DuckDBPyConnection, files: ServingFiles, as_of: dat
     try:
         con.execute(
             f"""copy (select {COLUMNS} from {SCORE_HISTORY} where as_of_date = ? order by visitor_id)
-                to {_sql_path(tmp)} (format parquet, compression zstd)""",
+                to {sql_path(tmp)} (format parquet, compression zstd)""",
             [as_of],
         )
         _durable(tmp)
@@ -156,8 +153,8 @@ def ensure_database(files: ServingFiles, run_id: str) -> None:
     tmp = files.database.with_name(f".{files.database.name}.{run_id}.tmp")
     try:
         with duckdb.connect(str(tmp)) as con:
-            con.execute(f"create view {SCORES} as select * from read_parquet({_sql_path(files.current)})")
-            con.execute(f"create view {HISTORY} as select * from read_parquet({_sql_path(files.nights / '*.parquet')})")
+            con.execute(f"create view {SCORES} as select * from read_parquet({sql_path(files.current)})")
+            con.execute(f"create view {HISTORY} as select * from read_parquet({sql_path(files.nights / '*.parquet')})")
             con.execute("create table serving_layout as select ? as version, ? as folder",
                         [LAYOUT_VERSION, str(files.folder)])  # fmt: skip
         _durable(tmp)

@@ -26,7 +26,9 @@ import duckdb
 import pyarrow.parquet as pq
 
 from models_py.config import Settings
+from models_py.data.ingest import CATALOGUE_FILES
 from models_py.errors import BadInputError, JobFailed
+from models_py.warehouse.connection import sql_path
 from models_py.warehouse.schema import BUILD_PLAN, DERIVED_SCHEMAS
 
 if TYPE_CHECKING:
@@ -37,15 +39,11 @@ WHOLE_TABLES = ("raw.item_properties", "raw.category_tree", "raw.load_log", BUIL
 PARTITION_KEYS = ("as_of_date", "shop_day")  # every partitioned table of the project is partitioned by a date
 
 
-def _sql_path(path: Path) -> str:
-    return "'" + str(path).replace("'", "''") + "'"
-
-
 def _copy(con: duckdb.DuckDBPyConnection, query: str, target: Path) -> None:
     """A query's rows as one Parquet file, written beside it under a name Spark skips, then renamed into place."""
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name("." + target.name + ".partial")
-    con.execute(f"copy ({query}) to {_sql_path(partial)} (format parquet)")
+    con.execute(f"copy ({query}) to {sql_path(partial)} (format parquet)")
     os.replace(partial, target)
 
 
@@ -82,25 +80,29 @@ def export_sources(con: duckdb.DuckDBPyConnection, cfg: Settings) -> None:
 
 
 def _write_whole(con: duckdb.DuckDBPyConnection, table: str, folder: Path) -> None:
-    """The table as one file named after its content's digest: unchanged tables are not rewritten."""
-    rows = con.execute(f"select * from {table}").arrow()
-    rows = rows.read_all() if hasattr(rows, "read_all") else rows
-    sink = hashlib.sha256()
-    for batch in rows.to_batches():
-        for column in batch.columns:
-            for buffer in column.buffers():
-                if buffer is not None:
-                    sink.update(buffer)
-    name = f"part-{sink.hexdigest()[:16]}.parquet"
+    """The table as one file named after its version: unchanged tables are not read or rewritten."""
+    name = f"part-{_version(con, table)}.parquet"
     if (folder / name).is_file():
         return
-    folder.mkdir(parents=True, exist_ok=True)
-    partial = folder / f".{name}.partial"
-    pq.write_table(rows, partial)
-    os.replace(partial, folder / name)
+    _copy(con, f"select * from {table}", folder / name)
     for old in folder.glob("part-*.parquet"):
         if old.name != name:
             old.unlink()
+
+
+def _version(con: duckdb.DuckDBPyConnection, table: str) -> str:
+    """A catalogue table's version is its last loaded file's digest (from the load log, without reading the table,
+    which may be large); the small job tables' is a digest of their rows."""
+    files = [name for name, (target, _) in CATALOGUE_FILES.items() if target == table]
+    if files:
+        row = con.execute(
+            "select sha256 from raw.load_log where kind = 'catalogue' and file_name = ? "
+            "order by loaded_at desc limit 1",
+            files,
+        ).fetchone()
+        return (row[0] if row else "empty")[:16]
+    rows = con.execute(f"select * from {table} order by all").fetchall()
+    return hashlib.sha256(repr(rows).encode()).hexdigest()[:16]
 
 
 def table_folder(cfg: Settings, table: str) -> Path:
@@ -133,11 +135,11 @@ def _parquet_source(folder: Path) -> str | None:
         if not any(folder.glob("*=*/*.parquet")):
             return None
         types = ", ".join(f"'{k}': date" for k in sorted(keys) if k in PARTITION_KEYS)
-        files = _sql_path(folder / "*=*" / "*.parquet")
+        files = sql_path(folder / "*=*" / "*.parquet")
         return f"read_parquet({files}, hive_partitioning = true, hive_types = {{{types}}})"
     if not any(folder.glob("*.parquet")):
         return None
-    return f"read_parquet({_sql_path(folder / '*.parquet')})"
+    return f"read_parquet({sql_path(folder / '*.parquet')})"
 
 
 def check_engine(con: duckdb.DuckDBPyConnection, cfg: Settings) -> None:
