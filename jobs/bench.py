@@ -88,13 +88,15 @@ def two_nights(root: Path, scale: float, engine: str = "duckdb") -> dict[str, fl
 
 def _score_difference(duckdb_root: Path, spark_root: Path) -> float:
     """The largest difference between the two engines' published probabilities (a visitor on one side only, or
-    another decile or reason, counts as 1)."""
+    another decile, segment or reason code, counts as 1)."""
     with duckdb.connect() as con:
         for name, root in (("d", duckdb_root), ("s", spark_root)):
             con.execute(f"attach '{root / 'warehouse' / 'serving.duckdb'}' as {name} (read_only)")
         return con.execute(
             """select coalesce(max(case when d.visitor_id is null or s.visitor_id is null or d.decile <> s.decile
-                    or d.reason_1 is distinct from s.reason_1 then 1 else abs(d.propensity - s.propensity) end), 1)
+                    or d.segment <> s.segment or d.reason_1 is distinct from s.reason_1
+                    or d.reason_2 is distinct from s.reason_2 or d.reason_3 is distinct from s.reason_3
+                    then 1 else abs(d.propensity - s.propensity) end), 1)
                from d.visitor_propensity_scores d full join s.visitor_propensity_scores s using (visitor_id)"""
         ).fetchone()[0]
 
