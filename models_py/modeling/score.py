@@ -80,9 +80,9 @@ def _feature_batches(
                 f"select visitor_id, {columns} from {FEATURES_TABLE} where as_of_date = ?", [as_of]
             ).to_arrow_reader(batch_rows)
             for b in reader:
-                out.put(
-                    (b.column(0).to_numpy(), np.column_stack([c.to_numpy(zero_copy_only=False) for c in b.columns[1:]]))
-                )
+                # Copied: a view of the ids would keep DuckDB's whole batch, every feature column, alive.
+                ids = b.column(0).to_numpy().copy()
+                out.put((ids, np.column_stack([c.to_numpy(zero_copy_only=False) for c in b.columns[1:]])))
             out.put(None)
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which raises it
             out.put(exc)
@@ -179,7 +179,9 @@ def score(
         rows = order[np.minimum(np.searchsorted(kept_id, visitor_id[explained], sorter=order), order.size - 1)]
         if not np.array_equal(kept_id[rows], visitor_id[explained]):
             raise AssertionError("a top-decile visitor was not among the kept rows")  # _TopRows's promise broken
-        reasons[explained] = reasons_for(model, kept_x[rows], threads)
+        for start in range(0, explained.size, batch_rows):  # in batches: contributions take 8 bytes a cell
+            part = slice(start, start + batch_rows)
+            reasons[explained[part]] = reasons_for(model, kept_x[rows[part]], threads)
     return Scored(scores_table(model, as_of, run_id, visitor_id, p, decile, reasons), sample)
 
 
