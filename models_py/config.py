@@ -59,6 +59,7 @@ class Settings:
     drift_warn_only_features: str
     max_visitor_cutoffs_per_build: int
     max_training_negatives: int
+    max_validation_rows: int
     score_batch_rows: int
     threads: int
     duckdb_memory_limit: str
@@ -119,8 +120,8 @@ def _value(name: str, spec: dict, raw: object) -> object:
             raise SettingsError(f"{env}={raw!r} is not one of {', '.join(spec['choices'])}")
         return str(raw).strip()
     if kind == "memory":
-        if not MEMORY.fullmatch(str(raw).strip()):
-            raise SettingsError(f"{env}={raw!r} is not a memory size like '6GB' or '800MB'")
+        if str(raw).strip() != "auto" and not MEMORY.fullmatch(str(raw).strip()):
+            raise SettingsError(f"{env}={raw!r} is not 'auto' or a memory size like '6GB' or '800MB'")
         return str(raw).strip()
     convert = int if kind == "int" else float
     try:

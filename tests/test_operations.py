@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import os
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -111,6 +112,43 @@ def test_a_mistyped_setting_stops_the_run_up_front_naming_the_variable(tmp_path:
     assert result.returncode == 2
     assert variable in result.stderr and repr(value) in result.stderr and "Traceback" not in result.stderr
     assert not serving.exists()
+
+
+def test_an_auto_duckdb_memory_limit_grows_with_the_shop_within_half_the_machine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PROPENSITY_DUCKDB_MEMORY_LIMIT=auto (the default): 2 GB for a small shop, 220 bytes per loaded event for a
+    larger one (scale 10's first night needs ~6 GB to sort its history), never more than half the machine; a size
+    given is used as given. Only dbt gets more: the job's own queries stream."""
+    from models_py.warehouse import connection, dbt
+
+    half_the_machine = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+    assert connection.memory_limit("3GB", 10**9) == "3GB"
+    assert connection.memory_limit("auto") == connection.memory_limit("auto", 2_800_000) == "2048MiB"  # scale 1
+    assert connection.memory_limit("auto", 27_300_000) == f"{27_300_000 * 220 >> 20}MiB"  # scale 10: 5.6 GiB
+    assert connection.memory_limit("auto", 10**12) == f"{half_the_machine >> 20}MiB"
+    path = tmp_path / "w.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute("create schema raw; create table raw.events as select range as timestamp from range(3)")
+        assert connection.loaded_events(con) == 3
+    with (
+        connection.connect(path, "auto", read_only=True) as con,
+        duckdb.connect(config={"memory_limit": "2GiB"}) as ref,
+    ):
+        setting = "select current_setting('memory_limit')"
+        assert con.execute(setting).fetchone() == ref.execute(setting).fetchone()  # the job's queries stream
+    assert connection.loaded_events(duckdb.connect()) == 0
+
+    class FinishedDbt:  # what run_dbt reads of its child
+        stdout: list[str] = []
+
+        def wait(self) -> int:
+            return 0
+
+    seen = {}
+    monkeypatch.setattr(dbt.subprocess, "Popen", lambda command, env, **_: seen.update(env) or FinishedDbt())
+    dbt.run_dbt(replace(settings(), duckdb_memory_limit="auto"), ["build"], events=27_300_000)
+    assert seen["PROPENSITY_DUCKDB_MEMORY_LIMIT"] == connection.memory_limit("auto", 27_300_000)
 
 
 def test_a_warehouse_built_on_one_engine_is_refused_on_the_other(world) -> None:

@@ -272,6 +272,35 @@ def test_training_reads_every_buyer_and_a_bounded_sample_of_non_buyers(pipeline)
     assert abs(kept - keep * negatives) < 4 * math.sqrt(keep * negatives)
 
 
+def test_a_large_shops_validation_cut_off_is_a_uniform_sample_of_its_visitors(pipeline) -> None:
+    """Above PROPENSITY_MAX_VALIDATION_ROWS the validation cut-off is a sample of visitors, buyers and non-buyers
+    alike (so calibration and metrics need no weights), and the roles cut the sample as they cut the whole."""
+    from dataclasses import replace
+
+    from models_py.modeling import dataset as feats
+    from models_py.modeling.train import CALIBRATION, HELD_OUT, STOPPING, fit, validation_roles
+
+    cfg, summary = pipeline
+    with duckdb.connect(str(cfg.warehouse_path), read_only=True) as con:
+        dates = feats.labelled_dates(con, summary.as_of, cfg)
+        day, names = dates[-1], feats.product_features(con)
+        everyone = feats.labelled(con, [day], names)
+        n, buyers = everyone.y.size, int(everyone.y.sum())
+        share = feats.validation_share(con, day, max_rows=n // 2)
+        sample = feats.labelled(con, [day], names, visitor_share=share, batch_rows=997)
+        assert feats.validation_share(con, day, max_rows=n) == 1.0  # a shop under the bound is read whole
+        trained = fit(con, dates[-3:-1], day, names, replace(cfg, max_validation_rows=n // 2))
+    assert share == pytest.approx(0.5, abs=1e-4)
+    assert set(sample.visitor_id) < set(everyone.visitor_id)
+    assert abs(sample.y.size - share * n) < 4 * math.sqrt(share * n)
+    assert abs(int(sample.y.sum()) - share * buyers) < 4 * math.sqrt(share * buyers) + 1  # buyers sampled too
+    roles = validation_roles(sample.visitor_id, share)
+    shares = [float((roles == r).mean()) for r in (STOPPING, CALIBRATION, HELD_OUT)]
+    assert shares == pytest.approx([0.5, 0.25, 0.25], abs=0.03)
+    assert trained.metrics["validation_share"] == share
+    assert trained.metrics["held_out_rows"] == (roles == HELD_OUT).sum()
+
+
 def test_validation_metrics_come_from_rows_that_neither_stopped_nor_calibrated_the_model(pipeline) -> None:
     """The validation cut-off's visitors have one role each: half stop the boosting, a quarter calibrate and pick
     the threshold, a quarter only measure. The stored metrics are recomputed here from the held-out quarter, and

@@ -16,6 +16,7 @@ from models_py.warehouse.connection import fetch_arrow
 FEATURES_TABLE = "marts.fct_visitor_features"
 LABELS_TABLE = "marts.fct_visitor_labels"
 KEYS = ("as_of_date", "visitor_id")
+VISITOR_SALT = 17  # the hash that samples a validation cut-off's visitors and gives each its role
 
 # The seed's 14 features, under their exact names (its on-demand payload uses them).
 SEED_FEATURES = (
@@ -61,13 +62,16 @@ def labelled(
     dates: list[date],
     features: list[str],
     negative_keep_rate: float = 1.0,
-    batch_rows: int = 1_000_000,
+    batch_rows: int = 200_000,
     source: str = FEATURES_TABLE,
+    visitor_share: float = 1.0,
 ) -> LabelledSet:
     """Feature rows of labelled cut-offs with their labels, ordered by as-of date and visitor.
 
     With ``negative_keep_rate`` < 1 only that share of non-buyers is read, chosen by ``hash_unit`` of visitor and
     as-of day: the labels' keys are read first and sampled here, and only the kept rows' features are fetched.
+    With ``visitor_share`` < 1 only that share of visitors is read, buyers and non-buyers alike, chosen by
+    ``hash_unit`` of the visitor and ``VISITOR_SALT``.
     They stream in batches into one float32 matrix, so a large shop's cut-offs never sit in memory twice (as Arrow
     and as the matrix). ``source`` is the features mart or a view over it with extra columns.
     """
@@ -82,6 +86,8 @@ def labelled(
         day = keys["as_of_date"].cast(pa.int32()).to_numpy()  # days since 1970-01-01
         keep = (y == 1) | (hash_unit(keys["visitor_id"].to_numpy(), day) < negative_keep_rate)
         keys = keys.filter(pa.array(keep))
+    if visitor_share < 1.0:
+        keys = keys.filter(pa.array(hash_unit(keys["visitor_id"].to_numpy(), VISITOR_SALT) < visitor_share))
     con.register("labelled_keys", keys)
     cols = ", ".join(f"f.{c}" for c in features)
     try:
@@ -112,6 +118,13 @@ def _fill(reader: pa.RecordBatchReader, features: list[str], n: int) -> Labelled
     if start != n:
         raise JobFailed(f"{n - start:,} labelled rows have no features: the marts disagree on their population")
     return out
+
+
+def validation_share(con: duckdb.DuckDBPyConnection, validation_date: date, max_rows: int) -> float:
+    """The share of a validation cut-off's visitors that training reads: all of them, or ``max_rows`` in a larger
+    shop (a uniform sample: calibration, threshold and metrics stay unbiased, without weights)."""
+    rows = con.execute(f"select count(*) from {LABELS_TABLE} where as_of_date = ?", [validation_date]).fetchone()[0]
+    return min(1.0, max_rows / rows) if rows else 1.0
 
 
 def negatives(con: duckdb.DuckDBPyConnection, dates: list[date]) -> int:

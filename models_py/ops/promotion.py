@@ -9,16 +9,18 @@ import duckdb
 
 from models_py.config import Settings
 from models_py.modeling import evaluate, repeat_purchase
-from models_py.modeling.dataset import hash_unit, labelled
+from models_py.modeling.dataset import labelled, validation_share
 from models_py.modeling.model import ScoringModel, probabilities
+from models_py.modeling.train import STOPPING, validation_roles
 from models_py.ops import registry
 
 
-def validation_auc(con: duckdb.DuckDBPyConnection, model: ScoringModel, as_of: date, threads: int) -> float:
-    """A model's ROC AUC on the calibration half of a cut-off (the half no model's early stopping saw)."""
-    va = labelled(con, [as_of], repeat_purchase.mart_columns(model))
-    half = hash_unit(va.visitor_id, 17) >= 0.5
-    return evaluate.metrics(va.y[half], probabilities(model, va.x[half], threads), 0.5)["roc_auc"]
+def validation_auc(con: duckdb.DuckDBPyConnection, model: ScoringModel, as_of: date, cfg: Settings) -> float:
+    """A model's ROC AUC on the half of a cut-off's (sampled) visitors that no model's early stopping saw."""
+    share = validation_share(con, as_of, cfg.max_validation_rows)
+    va = labelled(con, [as_of], repeat_purchase.mart_columns(model), visitor_share=share)
+    half = validation_roles(va.visitor_id, share) != STOPPING
+    return evaluate.metrics(va.y[half], probabilities(model, va.x[half], cfg.threads), 0.5)["roc_auc"]
 
 
 def challenger_wins(
@@ -35,8 +37,8 @@ def challenger_wins(
         return False
     validation = date.fromisoformat(meta.validation_as_of_date)
     challenger = registry.load_version(con, meta.version)
-    champ_auc = validation_auc(con, current, validation, cfg.threads)
-    chall_auc = validation_auc(con, challenger, validation, cfg.threads)
+    champ_auc = validation_auc(con, current, validation, cfg)
+    chall_auc = validation_auc(con, challenger, validation, cfg)
     better = chall_auc >= champ_auc + cfg.promotion_margin
     say(
         f"  on {validation}: challenger {meta.version} ROC AUC {chall_auc:.4f} vs champion "

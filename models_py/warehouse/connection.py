@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,10 +15,31 @@ from models_py.config import Settings
 from models_py.errors import BadInputError, WarehouseBusyError
 from models_py.warehouse import schema
 
+AUTO_MEMORY_FLOOR = 2 << 30
+AUTO_MEMORY_PER_EVENT = 220  # bytes: scale 10 (27M events) rolls its history up in the 5.6 GiB this gives; 2 GB fails
+
+
+def memory_limit(setting: str, events: int = 0) -> str:
+    """The DuckDB memory limit a setting means for a warehouse of ``events`` events (see duckdb_memory_limit in
+    settings.toml): a size as given, or for ``auto`` one that grows with the shop, within half the machine. Only dbt
+    is given the events: its first night sorts the whole history's visitor days."""
+    if setting != "auto":
+        return setting
+    half_the_machine = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+    return f"{min(max(AUTO_MEMORY_FLOOR, events * AUTO_MEMORY_PER_EVENT), half_the_machine) >> 20}MiB"
+
+
+def loaded_events(con: duckdb.DuckDBPyConnection) -> int:
+    """Events in the warehouse's raw.events (0 before the first load)."""
+    exists = con.execute(
+        "select count(*) from duckdb_tables() where schema_name = 'raw' and table_name = 'events'"
+    ).fetchone()[0]
+    return con.execute("select count(*) from raw.events").fetchone()[0] if exists else 0
+
 
 def connect(
     path: Path,
-    memory_limit: str,
+    memory_limit_setting: str,
     read_only: bool = False,
     attempts: int = 5,
     wait_s: float = 1.0,
@@ -29,7 +51,10 @@ def connect(
     last: Exception | None = None
     for attempt in range(attempts):
         try:
-            con = duckdb.connect(str(path), read_only=read_only, config={"memory_limit": memory_limit})
+            # The job's own queries stream (training's sample, scoring's batches): 'auto' keeps them at its floor.
+            con = duckdb.connect(
+                str(path), read_only=read_only, config={"memory_limit": memory_limit(memory_limit_setting)}
+            )
             con.execute("set enable_progress_bar = false")  # the job reports its own progress; bars garble logs
             if disabled_compression and not read_only:
                 con.execute(f"set disabled_compression_methods = '{disabled_compression}'")

@@ -15,7 +15,7 @@ from models_py.config import Settings
 from models_py.errors import JobFailed, ResourceError, WarehouseBusyError
 from models_py.warehouse import build_plan, spark
 from models_py.warehouse.build_plan import BuildPlan
-from models_py.warehouse.connection import session
+from models_py.warehouse.connection import loaded_events, memory_limit, session
 from models_py.warehouse.schema import DERIVED_SCHEMAS
 
 PR_SET_PDEATHSIG = 1
@@ -47,7 +47,8 @@ def _die_with_parent() -> None:
     os.setpgid(0, 0)
 
 
-def run_dbt(cfg: Settings, args: list[str], progress: Callable[[str], None] | None = None) -> None:
+def run_dbt(cfg: Settings, args: list[str], progress: Callable[[str], None] | None = None, events: int = 0) -> None:
+    """One dbt call; ``events`` (the warehouse's) sizes an ``auto`` DuckDB memory limit."""
     target = ["--target", "spark"] if cfg.engine == "spark" and "--target" not in args else []
     command = [os.path.join(sys.prefix, "bin", "dbt"), *args, *target, "--vars", json.dumps(project_vars(cfg))]
     env = {
@@ -57,7 +58,7 @@ def run_dbt(cfg: Settings, args: list[str], progress: Callable[[str], None] | No
         "PROPENSITY_PARQUET_DIR": str(cfg.spark_sources_dir),
         "PROPENSITY_SPARK_MASTER": cfg.spark_master,
         "PROPENSITY_SPARK_DRIVER_MEMORY": cfg.spark_driver_memory,
-        "PROPENSITY_DUCKDB_MEMORY_LIMIT": cfg.duckdb_memory_limit,
+        "PROPENSITY_DUCKDB_MEMORY_LIMIT": (limit := memory_limit(cfg.duckdb_memory_limit, events)),
         "PROPENSITY_DUCKDB_DISABLED_COMPRESSION": cfg.duckdb_disabled_compression,
         "DBT_PROFILES_DIR": str(cfg.profiles_dir),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
@@ -81,10 +82,10 @@ def run_dbt(cfg: Settings, args: list[str], progress: Callable[[str], None] | No
                 and not SPARK_LOG_LINE.match(line):  # fmt: skip
             progress("dbt | " + line.split("  ", 1)[-1].strip())
     if proc.wait() != 0:
-        raise failure(cfg, args, lines)
+        raise failure(cfg, args, lines, limit)
 
 
-def failure(cfg: Settings, args: list[str], lines: list[str]) -> JobFailed:
+def failure(cfg: Settings, args: list[str], lines: list[str], limit: str = "") -> JobFailed:
     """What a failed dbt call means for the operator: a busy warehouse (exit 3), DuckDB out of its memory limit
     (with the two settings that help), or the lines where dbt says what broke."""
     problems = [ln for ln in lines if any(k in ln for k in ("Error", "FAIL", "ERROR", "Got ", "lock"))]
@@ -95,8 +96,9 @@ def failure(cfg: Settings, args: list[str], lines: list[str]) -> JobFailed:
         )
     if any("Out of Memory Error" in ln for ln in lines):
         return ResourceError(
-            f"out of memory in dbt: DuckDB needed more than PROPENSITY_DUCKDB_MEMORY_LIMIT={cfg.duckdb_memory_limit} "
-            "and could not spill the rest to disk. Raise that limit, or lower PROPENSITY_MAX_VISITOR_CUTOFFS_PER_BUILD "
+            f"out of memory in dbt: DuckDB needed more than {limit or cfg.duckdb_memory_limit} "
+            f"(PROPENSITY_DUCKDB_MEMORY_LIMIT={cfg.duckdb_memory_limit}) and could not spill the rest to disk. Raise "
+            "that limit, or lower PROPENSITY_MAX_VISITOR_CUTOFFS_PER_BUILD "
             f"({cfg.max_visitor_cutoffs_per_build:,}) so a first night builds fewer cut-offs per pass; nothing was "
             "published.\n" + "\n".join(problems[-5:])
         )
@@ -123,8 +125,9 @@ def build(
             build_plan.write(con, cfg, step)
             if cfg.engine == "spark":
                 spark.export_sources(con, cfg)
+            events = loaded_events(con)
         refresh = ["--full-refresh"] if full_refresh and number == 1 else []
-        run_dbt(cfg, ["build", "--exclude-resource-type", "unit_test", *refresh], progress)
+        run_dbt(cfg, ["build", "--exclude-resource-type", "unit_test", *refresh], progress, events)
         if cfg.engine == "spark":
             with session(cfg) as con:
                 spark.show_spark_tables(con, cfg)
