@@ -32,6 +32,11 @@ class ShopCalendar:
         offset = self.day_start_hour_utc * HOUR_MS
         return (timestamps_ms - offset) // DAY_MS * DAY_MS + offset
 
+    def day_start_ms_sql(self, column: str) -> str:
+        """The same in DuckDB SQL, for a column of epoch-millisecond timestamps (from 1970 on)."""
+        offset = self.day_start_hour_utc * HOUR_MS
+        return f"(({column} - {offset}) // {DAY_MS} * {DAY_MS} + {offset})"
+
     def dbt_vars(self) -> dict[str, int]:
         return {"day_start_hour_utc": self.day_start_hour_utc}
 

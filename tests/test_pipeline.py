@@ -10,12 +10,16 @@ from pathlib import Path
 
 import duckdb
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from jobs.nightly import run_nightly
+from models_py.config import settings
+from models_py.data import events_file, ingest
 from models_py.data.events_file import HEADER
 from models_py.modeling.calibration import LogOddsCalibration
 from models_py.ops import registry
+from models_py.warehouse import schema
 from models_py.warehouse.connection import fetch_arrow
 from tests.helpers import cli as _cli
 from tests.helpers import served_sha
@@ -248,6 +252,41 @@ def test_the_same_file_landed_twice_loads_nothing_twice(own_world) -> None:
     with duckdb.connect(str(cfg.warehouse_path), read_only=True) as wh:
         assert wh.execute("select count(*) from raw.events").fetchone()[0] == rows
     assert served_sha(cfg) == served
+
+
+def test_a_first_night_parses_one_file_at_a_time_and_loads_a_row_repeated_across_files_once(
+    small_world: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tonight's files are staged into DuckDB one by one: the Arrow memory held when a file is parsed does not grow
+    with the files parsed before it (a large shop's history held at once did not fit in memory). A row in two of
+    tonight's files loads once and counts for the first."""
+    days = sorted((small_world / "landing").glob("events_*.csv"))
+    twin = tmp_path / "events_twin.csv"  # not named after a day, so it may hold any day's rows
+    twin.write_text("\n".join(days[-1].read_text().splitlines()[:11]) + "\n")  # the last day's first 10 rows
+    held, sizes = [], []
+    read = events_file.read_events
+
+    def tracked(path: Path, **kwargs) -> pa.Table:
+        held.append(pa.total_allocated_bytes())
+        table = read(path, **kwargs)
+        sizes.append(table.nbytes)
+        return table
+
+    monkeypatch.setattr(events_file, "read_events", tracked)
+    con = duckdb.connect()
+    schema.ensure(con)
+    result = ingest.ingest(con, [*days, twin], "r1", settings().calendar)
+    assert sum(sizes) > 20 * max(sizes)  # held all at once, the files would show
+    assert max(held) - held[0] < 3 * max(sizes)
+    assert result.rows_in_files == sum(len(p.read_text().splitlines()) - 1 for p in [*days, twin])
+    assert result.duplicates_dropped >= 10
+    loaded = dict(con.execute("select file_name, rows_loaded from raw.load_log").fetchall())
+    assert loaded["events_twin.csv"] == 0 and sum(loaded.values()) == result.rows_loaded
+    assert con.execute("select count(*) from raw.events").fetchone()[0] == result.rows_loaded
+    assert (
+        con.execute("select count(*) from information_schema.tables where table_name like 'incoming%'").fetchone()[0]
+        == 0
+    )
 
 
 def test_training_reads_every_buyer_and_a_bounded_sample_of_non_buyers(pipeline) -> None:

@@ -1,4 +1,8 @@
-"""Load landing files into raw.events: each file once, duplicates dropped, all new files in one transaction."""
+"""Load landing files into raw.events: each file once, duplicates dropped, all new files in one transaction.
+
+Tonight's new files are staged one at a time into a DuckDB temp table (parsed and checked file by file), so the
+job holds one file in memory, not a whole history: the gates and the refusals then run in SQL over the staged rows.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +28,18 @@ CATALOGUE_FILES = {
         {"timestamp": pa.int64(), "itemid": pa.int64(), "property": pa.string(), "value": pa.string()},
     ),
 }
+STAGED_ROWS = "incoming_events"  # temp: tonight's new rows with file_order and line_number
+STAGED_FILES = "incoming_files"  # temp: one row per staged file (file_order, file_name)
+STAGED = "incoming_staged"  # temp view: the rows with their file's name, what the gates check
+
+
+@dataclass
+class StagedFile:
+    path: Path
+    digest: str
+    rows: int
+    min_ms: int
+    max_ms: int
 
 
 @dataclass
@@ -41,40 +57,78 @@ def ingest(
     run_id: str,
     calendar: ShopCalendar,
     landing: Path | None = None,
-    gate: Callable[[list[tuple[Path, pa.Table]]], None] | None = None,
+    gate: Callable[[str, list[Path]], None] | None = None,
     max_gap_days: int = 14,
     earliest_ms: int = events_file.EARLIEST_MS,
 ) -> IngestResult:
-    """Validate every new file first (complete, parser, dates, then ``gate``), then load them all in one
-    transaction."""
+    """Validate every new file first (complete, parser, dates, then ``gate`` on the staged relation), then load
+    them all in one transaction."""
     result = IngestResult()
     for path in files:
         check_complete(path)
     pending = _new_files(con, files, result)
-    parsed = [(path, digest, events_file.read_events(path, earliest_ms=earliest_ms)) for path, digest in pending]
-    refuse_loaded_days(con, parsed, calendar)
-    refuse_gaps(con, parsed, calendar, max_gap_days)
-    if gate and parsed:
-        gate([(path, table) for path, _, table in parsed])
-    catalogue = _changed_catalogue(con, landing) if landing else []
-    if not parsed and not catalogue:
-        return result
-    loaded_at = utc_now_naive()
-    with transaction(con):
-        if parsed:
-            _load_events(con, parsed, run_id, loaded_at, result)
-        for path, digest, target, table in catalogue:
-            con.register("incoming_catalogue", table)
-            con.execute(f"delete from {target}")
-            con.execute(f"insert into {target} select * from incoming_catalogue")
-            con.unregister("incoming_catalogue")
-            con.execute(
-                "insert into raw.load_log values (?, ?, 'catalogue', ?, ?, 0, null, null, ?, ?)",
-                [path.name, digest, table.num_rows, table.num_rows, loaded_at, run_id],
-            )
-            result.files_loaded.append(path.name)
-        faults.point("ingest:commit")
+    try:
+        staged = _stage(con, pending, earliest_ms)
+        refuse_loaded_days(con, calendar)
+        refuse_gaps(con, calendar, max_gap_days)
+        if gate and staged:
+            gate(STAGED, [f.path for f in staged])
+        catalogue = _changed_catalogue(con, landing) if landing else []
+        if not staged and not catalogue:
+            return result
+        loaded_at = utc_now_naive()
+        with transaction(con):
+            if staged:
+                _load_events(con, staged, run_id, loaded_at, result)
+            for path, digest, target, table in catalogue:
+                con.register("incoming_catalogue", table)
+                con.execute(f"delete from {target}")
+                con.execute(f"insert into {target} select * from incoming_catalogue")
+                con.unregister("incoming_catalogue")
+                con.execute(
+                    "insert into raw.load_log values (?, ?, 'catalogue', ?, ?, 0, null, null, ?, ?)",
+                    [path.name, digest, table.num_rows, table.num_rows, loaded_at, run_id],
+                )
+                result.files_loaded.append(path.name)
+            faults.point("ingest:commit")
+    finally:
+        _drop_staged(con)
     return result
+
+
+def _stage(con: duckdb.DuckDBPyConnection, pending: list[tuple[Path, str]], earliest_ms: int) -> list[StagedFile]:
+    """Parse each new file strictly and append its rows to the staging table, one file in memory at a time."""
+    _drop_staged(con)
+    con.execute(
+        f"""create temp table {STAGED_ROWS} (
+            timestamp bigint, visitorid bigint, event varchar, itemid bigint, transactionid bigint,
+            file_order integer, line_number bigint)"""
+    )
+    con.execute(f"create temp table {STAGED_FILES} (file_order integer, file_name varchar, file_path varchar)")
+    con.execute(
+        f"""create temp view {STAGED} as
+            select r.*, f.file_name, f.file_path from {STAGED_ROWS} r join {STAGED_FILES} f using (file_order)"""
+    )
+    staged = []
+    for order, (path, digest) in enumerate(pending):
+        table = events_file.read_events(path, earliest_ms=earliest_ms)
+        table = table.append_column("line_number", pa.array(np.arange(2, table.num_rows + 2, dtype=np.int64)))
+        con.register("staging_file", table)
+        con.execute(
+            f"""insert into {STAGED_ROWS}
+                select timestamp, visitorid, event, itemid, transactionid, {order}, line_number from staging_file"""
+        )
+        con.unregister("staging_file")
+        con.execute(f"insert into {STAGED_FILES} values (?, ?, ?)", [order, path.name, str(path)])
+        ts = table["timestamp"]
+        staged.append(StagedFile(path, digest, table.num_rows, pa.compute.min(ts).as_py(), pa.compute.max(ts).as_py()))
+    return staged
+
+
+def _drop_staged(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(f"drop view if exists {STAGED}")
+    con.execute(f"drop table if exists {STAGED_ROWS}")
+    con.execute(f"drop table if exists {STAGED_FILES}")
 
 
 def _new_files(con: duckdb.DuckDBPyConnection, files: list[Path], result: IngestResult) -> list[tuple[Path, str]]:
@@ -99,7 +153,7 @@ def _new_files(con: duckdb.DuckDBPyConnection, files: list[Path], result: Ingest
     return pending
 
 
-def refuse_loaded_days(con: duckdb.DuckDBPyConnection, parsed: list[tuple[Path, str, pa.Table]], calendar) -> None:
+def refuse_loaded_days(con: duckdb.DuckDBPyConnection, calendar: ShopCalendar) -> None:
     """A loaded shop day is final: the daily rollups have folded it in. An event dated on or before the last loaded
     day is refused, naming its file and line; a corrected day goes through `propensity unload` first."""
     last_ms = con.execute("select max(timestamp) from raw.events").fetchone()[0]
@@ -107,27 +161,31 @@ def refuse_loaded_days(con: duckdb.DuckDBPyConnection, parsed: list[tuple[Path, 
         return
     last_day = calendar.shop_day(last_ms)
     open_from = calendar.day_start_ms(last_day) + DAY_MS
-    for path, _, table in parsed:
-        early = np.flatnonzero(table["timestamp"].to_numpy() < open_from)
-        if early.size:
-            when = calendar.shop_day(int(table["timestamp"][int(early[0])].as_py()))
-            raise IngestError(
-                f"{path}, line {int(early[0]) + 2}: an event of shop day {when}, but the warehouse already holds every "
-                f"day up to {last_day} and a loaded day is final ({early.size:,} such rows). Land only new days; to "
-                "correct a loaded day, take its file out with `propensity unload FILE` and land the corrected one"
-            )
+    early = con.execute(
+        f"""select file_path, min(line_number), arg_min(timestamp, line_number), count(*)
+            from {STAGED} where timestamp < ? group by file_order, file_path order by file_order limit 1""",
+        [open_from],
+    ).fetchone()
+    if early:
+        path, line, ms, count = early
+        raise IngestError(
+            f"{path}, line {line}: an event of shop day {calendar.shop_day(ms)}, but the warehouse "
+            f"already holds every day up to {last_day} and a loaded day is final ({count:,} such rows). Land only new "
+            "days; to correct a loaded day, take its file out with `propensity unload FILE` and land the corrected one"
+        )
 
 
-def refuse_gaps(
-    con: duckdb.DuckDBPyConnection, parsed: list[tuple[Path, str, pa.Table]], calendar, max_gap_days: int
-) -> None:
+def refuse_gaps(con: duckdb.DuckDBPyConnection, calendar: ShopCalendar, max_gap_days: int) -> None:
     """Shop days arrive in order, so a day more than PROPENSITY_MAX_GAP_DAYS after the one before it is a wrong
     date (a test row, a clock error), whatever the file is called; loaded, it would move the as-of date there and
     block every later night."""
     last_ms = con.execute("select max(timestamp) from raw.events").fetchone()[0]
-    rows = [(int(ms), path, line) for path, _, t in parsed
-            for line, ms in _day_starts(t["timestamp"].to_numpy(), calendar)]  # fmt: skip
-    rows.sort()
+    # The first line of each distinct shop day in each file: a handful of rows, however large the files.
+    rows = con.execute(
+        f"""select {calendar.day_start_ms_sql("timestamp")} as day_start_ms, file_path,
+                   min(line_number) as line_number
+            from {STAGED} group by all order by day_start_ms, file_path, line_number"""
+    ).fetchall()
     previous = None if last_ms is None else calendar.day_start_ms(calendar.shop_day(last_ms))
     for ms, path, line in rows:
         if previous is not None and ms - previous > max_gap_days * DAY_MS:
@@ -140,51 +198,31 @@ def refuse_gaps(
         previous = ms
 
 
-def _day_starts(ts: np.ndarray, calendar) -> list[tuple[int, int]]:
-    """(line number, day start ms) of the first row of each distinct shop day in a file."""
-    starts = calendar.day_start_ms_array(ts)
-    days, first = np.unique(starts, return_index=True)
-    return [(int(i) + 2, int(d)) for d, i in zip(days, first, strict=True)]
-
-
-def _load_events(con, parsed: list[tuple[Path, str, pa.Table]], run_id: str, loaded_at, result: IngestResult) -> None:
-    """Insert the new files' events, dropping rows repeated across tonight's files (earlier days are final, so no
-    row of tonight can repeat one already loaded)."""
-    incoming = pa.concat_tables(
-        [t.append_column("file_order", pa.array([i] * t.num_rows, pa.int32())) for i, (_, _, t) in enumerate(parsed)]
-    )
-    con.register("incoming_events", incoming)
+def _load_events(con, staged: list[StagedFile], run_id: str, loaded_at, result: IngestResult) -> None:
+    """Insert the staged events, dropping rows repeated across tonight's files (earlier days are final, so no row
+    of tonight can repeat one already loaded); each kept row counts for the first file that holds it."""
     con.execute(
-        """
+        f"""
         create temp table kept as
-        with ranked as (
-            select *, row_number() over (
-                partition by timestamp, visitorid, event, itemid, transactionid order by file_order
-            ) as copy_number
-            from incoming_events
-        )
-        select ranked.* exclude (copy_number)
-        from ranked
-        where copy_number = 1
+        select timestamp, visitorid, event, itemid, transactionid, min(file_order) as file_order
+        from {STAGED_ROWS}
+        group by timestamp, visitorid, event, itemid, transactionid
         order by timestamp
         """
     )
     con.execute("insert into raw.events select timestamp, visitorid, event, itemid, transactionid from kept")
     per_file = dict(con.execute("select file_order, count(*) from kept group by 1").fetchall())
-    for i, (path, digest, table) in enumerate(parsed):
-        loaded = per_file.get(i, 0)
-        ts = table["timestamp"]
+    for order, f in enumerate(staged):
+        loaded = per_file.get(order, 0)
         con.execute(
             "insert into raw.load_log values (?, ?, 'events', ?, ?, ?, ?, ?, ?, ?)",
-            [path.name, digest, table.num_rows, loaded, table.num_rows - loaded,
-             pa.compute.min(ts).as_py(), pa.compute.max(ts).as_py(), loaded_at, run_id],
-        )  # fmt: skip
-        result.files_loaded.append(path.name)
-        result.rows_in_files += table.num_rows
+            [f.path.name, f.digest, f.rows, loaded, f.rows - loaded, f.min_ms, f.max_ms, loaded_at, run_id],
+        )
+        result.files_loaded.append(f.path.name)
+        result.rows_in_files += f.rows
         result.rows_loaded += loaded
     result.duplicates_dropped = result.rows_in_files - result.rows_loaded
     con.execute("drop table kept")
-    con.unregister("incoming_events")
 
 
 def _changed_catalogue(con: duckdb.DuckDBPyConnection, landing: Path) -> list[tuple[Path, str, str, pa.Table]]:

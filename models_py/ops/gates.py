@@ -42,48 +42,52 @@ def raise_if_failed(outcomes: list[Outcome], what: str) -> None:
         raise GateFailed(f"validation gate failed on {what}:\n" + "\n".join(lines))
 
 
-def _with_file_days(files: list[tuple[Path, pa.Table]], calendar: ShopCalendar) -> pa.Table:
-    """Tonight's parsed files as one table, with the shop day each daily file may hold (any day otherwise)."""
+def _file_days(files: list[Path], calendar: ShopCalendar) -> pa.Table:
+    """The shop day each of tonight's daily files may hold (any day for a file not named after a day)."""
     far_future = int(time.time() * 1000) + 10 * 365 * DAY_MS
-    parts = []
-    for path, table in files:
+    names, starts, ends = [], [], []
+    for path in files:
         match = re.fullmatch(r"events_(\d{4}-\d{2}-\d{2})\.csv", path.name)
         start = calendar.day_start_ms(date.fromisoformat(match.group(1))) if match else 0
-        end = start + DAY_MS if match else far_future
-        n = table.num_rows
-        parts.append(
-            table.append_column("file_day_start_ms", pa.array(np.full(n, start, np.int64)))
-            .append_column("file_day_end_ms", pa.array(np.full(n, end, np.int64)))
-            .append_column("file_name", pa.DictionaryArray.from_arrays(np.zeros(n, np.int32), [path.name]))
-            .append_column("line_number", pa.array(np.arange(2, n + 2, dtype=np.int64)))
-        )
-    return pa.concat_tables(parts)
+        names.append(path.name)
+        starts.append(start)
+        ends.append(start + DAY_MS if match else far_future)
+    return pa.table(
+        {
+            "file_name": names,
+            "file_day_start_ms": pa.array(starts, pa.int64()),
+            "file_day_end_ms": pa.array(ends, pa.int64()),
+        }
+    )
 
 
-def check_landing_files(con, run_id: str, calendar: ShopCalendar, files: list[tuple[Path, pa.Table]]) -> None:
-    """The raw-events gate on tonight's parsed files, before anything of them is loaded."""
-    con.register("incoming_checked", _with_file_days(files, calendar))
+def check_landing_files(con, run_id: str, calendar: ShopCalendar, rows: str, files: list[Path]) -> None:
+    """The raw-events gate on tonight's staged rows (``rows``: a relation with file_name and line_number), before
+    anything of them is loaded."""
+    con.register("incoming_file_days", _file_days(files, calendar))
+    con.execute(f"create temp view incoming_checked as select * from {rows} join incoming_file_days using (file_name)")
     try:
         outcomes = run_suite(
             con, "raw_events", "incoming_checked", {"now_ms": int(time.time() * 1000)},
             locate="file_name || ', line ' || line_number",
         )  # fmt: skip
     finally:
-        con.unregister("incoming_checked")
+        con.execute("drop view incoming_checked")
+        con.unregister("incoming_file_days")
     record(con, run_id, outcomes)
     raise_if_failed(outcomes, "tonight's landing files")
 
 
-def check_day_volumes(con, cfg: Settings, run_id: str, files: list[tuple[Path, pa.Table]]) -> None:
+def check_day_volumes(con, cfg: Settings, run_id: str, rows: str) -> None:
     """Each new day's events against the same weekday of the four weeks before (their median, from two weeks of
     history on): a day far below its usual volume is a truncated or partial export, not a quiet day, until the
     operator says otherwise (PROPENSITY_DAY_VOLUME_MIN_RATIO=0 lets it through)."""
-    if cfg.day_volume_min_ratio <= 0 or not files:
+    if cfg.day_volume_min_ratio <= 0:
         return
-    starts = cfg.calendar.day_start_ms_array(np.concatenate([t["timestamp"].to_numpy() for _, t in files]))
-    days, counts = np.unique(starts, return_counts=True)
+    day_ms = cfg.calendar.day_start_ms_sql("timestamp")
+    days = con.execute(f"select {day_ms} as day_ms, count(*) from {rows} group by 1 order by 1").fetchall()
     outcomes = []
-    for day_ms, count in zip(days.tolist(), counts.tolist(), strict=True):
+    for day_ms, count in days:
         weeks = [day_ms - k * 7 * DAY_MS for k in range(1, 5)]
         usual = [
             con.execute("select count(*) from raw.events where timestamp >= ? and timestamp < ?",
