@@ -58,6 +58,16 @@ def _last_run(root: Path) -> tuple[date, int, dict[str, float]]:
     return as_of, scored, json.loads(stages)
 
 
+def _champion(root: Path) -> dict[str, str | float]:
+    """The champion's version and validation metrics: what a night's samples and caps cost the model."""
+    with duckdb.connect(str(root / "warehouse" / "propensity.duckdb"), read_only=True) as con:
+        version, metrics = con.execute(
+            "select model_version, metrics_json from ml.model_registry where status = 'champion'"
+        ).fetchone()
+    kept = ("roc_auc", "pr_auc", "ece", "training_rows", "held_out_rows", "validation_share")
+    return {"version": version, **{k: v for k, v in json.loads(metrics).items() if k in kept}}
+
+
 def _feature_models_seconds() -> float:
     """Seconds the warehouse spent on the last dbt build's feature models (dbt's run_results.json)."""
     results = json.loads((PROJECT_ROOT / "dbt_project" / "target" / "run_results.json").read_text())
@@ -83,6 +93,7 @@ def two_nights(root: Path, scale: float, engine: str = "duckdb") -> dict[str, fl
     out.update(as_of=str(as_of), visitors_scored=scored, nightly_stage_seconds=stages)
     out["score_visitors_per_s"] = scored / stages["score"]
     out.update(simulate_rss_mb=rss, first_night_rss_mb=rss1, nightly_rss_mb=rss2, peak_rss_mb=max(rss, rss1, rss2))
+    out["champion"] = _champion(root)
     return out
 
 

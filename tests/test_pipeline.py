@@ -341,6 +341,41 @@ def test_a_large_shops_validation_cut_off_is_a_uniform_sample_of_its_visitors(pi
     assert trained.metrics["held_out_rows"] == (roles == HELD_OUT).sum()
 
 
+def test_a_large_shops_past_cut_offs_keep_a_uniform_sample_of_visitors_and_the_scored_night_keeps_all(
+    pipeline, own_world
+) -> None:
+    """Above PROPENSITY_MAX_CUTOFF_VISITORS a past cut-off's features are a uniform sample of its visitors: buyers
+    and non-buyers alike, each kept row the same as in a whole build, labels for the same rows. Tonight's date,
+    the one scored, keeps every visitor."""
+    cfg, summary = pipeline
+    rows = """select f.*, l.has_purchased from marts.fct_visitor_features f
+              left join marts.fct_visitor_labels l using (as_of_date, visitor_id) order by as_of_date, visitor_id"""
+    with duckdb.connect(str(cfg.warehouse_path), read_only=True) as wh:
+        whole = wh.sql(rows).df()
+        visitors = wh.execute("select approx_count_distinct(visitorid) from raw.events").fetchone()[0]
+    result = _cli("build", "--from-scratch", env={"PROPENSITY_MAX_CUTOFF_VISITORS": str(visitors // 2)})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "past cut-offs keep a uniform 50% of the shop's" in result.stderr
+    with duckdb.connect(str(own_world.cfg.warehouse_path), read_only=True) as wh:
+        sampled = wh.sql(rows).df()
+        shares = dict(wh.execute("select as_of_date, visitor_share from ml.build_plan").fetchall())
+    assert sorted(sampled["as_of_date"].unique()) == sorted(whole["as_of_date"].unique())
+    kept = sampled.merge(whole, on=["as_of_date", "visitor_id"], how="left", suffixes=("", "_whole"), indicator=True)
+    assert (kept["_merge"] == "both").all()  # no visitor the whole build lacks
+    for column in [c for c in sampled.columns if c not in ("as_of_date", "visitor_id")]:
+        assert kept[column].equals(kept[f"{column}_whole"].astype(kept[column].dtype)), column
+    tonight = np.datetime64(summary.as_of)
+    for day, part in whole.groupby("as_of_date"):
+        mine = sampled[sampled["as_of_date"] == day]
+        if day == tonight:
+            assert len(mine) == len(part) and shares[summary.as_of] == 1.0
+            continue
+        assert 0.45 < len(mine) / len(part) < 0.55, day  # a share of visitors known then
+        assert mine["has_purchased"].notna().all() == part["has_purchased"].notna().any()  # labels: the same rows
+    buyers = [int(t.loc[t["as_of_date"] != tonight, "has_purchased"].sum()) for t in (sampled, whole)]
+    assert buyers[1] > 100 and 0.4 < buyers[0] / buyers[1] < 0.6  # buyers are sampled like everyone else
+
+
 def test_validation_metrics_come_from_rows_that_neither_stopped_nor_calibrated_the_model(pipeline) -> None:
     """The validation cut-off's visitors have one role each: half stop the boosting, a quarter calibrate and pick
     the threshold, a quarter only measure. The stored metrics are recomputed here from the held-out quarter, and

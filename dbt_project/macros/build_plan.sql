@@ -4,16 +4,19 @@
     project for a new date) and lets each model filter day ranges with literals the engine can prune on. -#}
 
 {% macro cutoffs_to_build(kind) -%}
-    {#- kind: 'features' or 'labels'. A list of {as_of_date, as_of_day, cutoff_ms}, oldest first. -#}
+    {#- kind: 'features' or 'labels'. A list of {as_of_date, as_of_day, cutoff_ms, visitor_share}, oldest first. -#}
     {%- set plan = source('job', 'build_plan') -%}
     {#- Nothing to build while dbt only parses, or where the job never wrote a plan (sqlfluff's in-memory target). -#}
     {%- if not execute or load_relation(plan) is none -%}{{ return([]) }}{%- endif -%}
     {%- set rows = run_query(
-        'select as_of_date, as_of_day, cutoff_ms from ' ~ plan ~ ' where builds_' ~ kind ~ ' order by as_of_day'
+        'select as_of_date, as_of_day, cutoff_ms, coalesce(visitor_share, 1) from ' ~ plan
+        ~ ' where builds_' ~ kind ~ ' order by as_of_day'
     ) -%}
     {%- set out = [] -%}
     {%- for row in rows -%}
-        {%- do out.append({'as_of_date': row[0], 'as_of_day': row[1] | int, 'cutoff_ms': row[2] | int}) -%}
+        {%- do out.append(
+            {'as_of_date': row[0], 'as_of_day': row[1] | int, 'cutoff_ms': row[2] | int, 'visitor_share': row[3] | float}
+        ) -%}
     {%- endfor -%}
     {{ return(out) }}
 {%- endmacro %}
@@ -57,5 +60,26 @@
         as_of_day in ({% for c in cutoffs %}{{ c.as_of_day }}{% if not loop.last %}, {% endif %}{% endfor %})
     {%- else -%}
         1 = 0
+    {%- endif -%}
+{%- endmacro %}
+
+{% macro in_visitor_sample(cutoffs, visitor_id='visitor_id') -%}
+    {#- True for the visitors a cut-off keeps (rows keyed by as_of_day): all of them, or a uniform sample of its
+        visitor_share (a large shop's past cut-offs, see PROPENSITY_MAX_CUTOFF_VISITORS). The sample is a function
+        of the visitor alone: a multiplicative hash of the id (below 2^31, so the product fits a bigint on every
+        engine) scaled to [0, 1). Buyers and non-buyers are kept alike, so nothing read from a sample needs weights. -#}
+    {%- set sampled = [] -%}
+    {%- for c in cutoffs if c.get('visitor_share', 1) < 1 -%}{%- do sampled.append(c) -%}{%- endfor -%}
+    {%- if sampled -%}
+        case as_of_day
+            {%- for c in sampled %}
+            when {{ c.as_of_day }}
+                then cast(mod(mod(abs({{ visitor_id }}), 2147483648) * 2654435761, 4294967296) as double) / 4294967296
+                < {{ c.visitor_share }}
+            {%- endfor %}
+            else true
+        end
+    {%- else -%}
+        true
     {%- endif -%}
 {%- endmacro %}

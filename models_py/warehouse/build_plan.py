@@ -27,6 +27,7 @@ WARM_UP_DAYS = 30  # the longest feature window: earlier cut-offs would see trun
 class BuildPlan:
     features: list[date] = field(default_factory=list)
     labels: list[date] = field(default_factory=list)
+    scored: date | None = None  # tonight's date: every visitor, always (a past cut-off may keep a sample)
 
     def __bool__(self) -> bool:
         return bool(self.features or self.labels)
@@ -107,7 +108,7 @@ def _plan(con: duckdb.DuckDBPyConnection, cfg: Settings, wanted: list[date], ton
     have_features = built(con, FEATURES_MART) | set(features)
     labelled = built(con, LABELS_MART)
     complete = [d for d in wanted if d + timedelta(days=cfg.horizon_days - 1) <= last_day]
-    return BuildPlan(features, [d for d in complete if d in have_features and d not in labelled])
+    return BuildPlan(features, [d for d in complete if d in have_features and d not in labelled], tonight)
 
 
 def plan_night(con: duckdb.DuckDBPyConnection, cfg: Settings, as_of: date) -> BuildPlan:
@@ -132,16 +133,29 @@ def plan_backtest(
     return dates, _plan(con, cfg, dates, None)
 
 
-def write(con: duckdb.DuckDBPyConnection, cfg: Settings, plan: BuildPlan) -> None:
-    """Tell dbt which as-of dates its next build makes (the models read ml.build_plan when they compile)."""
+def samples_visitors(plan: BuildPlan) -> bool:
+    """Whether the plan builds a past cut-off, which a large shop samples (see ``write``)."""
+    return any(d != plan.scored for d in plan.features)
+
+
+def write(con: duckdb.DuckDBPyConnection, cfg: Settings, plan: BuildPlan, visitors: int = 0) -> None:
+    """Tell dbt which as-of dates its next build makes (the models read ml.build_plan when they compile), and which
+    share of the shop's ``visitors`` a past cut-off keeps: all, or a uniform sample of about
+    PROPENSITY_MAX_CUTOFF_VISITORS (training reads no more of a cut-off); tonight's scored date keeps everyone."""
+    share = min(1.0, cfg.max_cutoff_visitors / visitors) if visitors else 1.0
     rows = [
-        (d, (d - EPOCH).days, cfg.calendar.day_start_ms(d), d in plan.features, d in plan.labels)
+        (d, (d - EPOCH).days, cfg.calendar.day_start_ms(d), d in plan.features, d in plan.labels,
+         1.0 if d == plan.scored else share)
         for d in sorted(set(plan.features) | set(plan.labels))
-    ]
+    ]  # fmt: skip
     with transaction(con):
         con.execute(f"delete from {BUILD_PLAN}")
         if rows:
-            con.executemany(f"insert into {BUILD_PLAN} values (?, ?, ?, ?, ?)", rows)
+            con.executemany(
+                f"""insert into {BUILD_PLAN} (as_of_date, as_of_day, cutoff_ms, builds_features, builds_labels,
+                    visitor_share) values (?, ?, ?, ?, ?, ?)""",
+                rows,
+            )
 
 
 def passes(plan: BuildPlan, visitors: int, max_visitor_cutoffs: int) -> list[BuildPlan]:
@@ -156,7 +170,7 @@ def passes(plan: BuildPlan, visitors: int, max_visitor_cutoffs: int) -> list[Bui
     for chunk in chunks:
         labels = [d for d in plan.labels if d <= chunk[-1] and d not in assigned]
         assigned.update(labels)
-        out.append(BuildPlan(chunk, labels))
+        out.append(BuildPlan(chunk, labels, plan.scored))
     out[-1].labels += [d for d in plan.labels if d not in assigned]
     return out
 

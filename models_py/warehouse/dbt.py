@@ -113,16 +113,21 @@ def build(
     built in passes (PROPENSITY_MAX_VISITOR_CUTOFFS_PER_BUILD). A full refresh rolls every day up again from the raw
     events."""
     visitors = 0
-    if len(plan.features) > 1:
+    if len(plan.features) > 1 or build_plan.samples_visitors(plan):
         with session(cfg, read_only=True) as con:
             visitors = con.execute("select approx_count_distinct(visitorid) from raw.events").fetchone()[0]
     steps = build_plan.passes(plan, visitors, cfg.max_visitor_cutoffs_per_build)
+    if progress and build_plan.samples_visitors(plan) and visitors > cfg.max_cutoff_visitors:
+        progress(
+            f"  past cut-offs keep a uniform {cfg.max_cutoff_visitors / visitors:.0%} of the shop's ~{visitors:,} "
+            f"visitors (PROPENSITY_MAX_CUTOFF_VISITORS={cfg.max_cutoff_visitors:,})"
+        )
     for number, step in enumerate(steps, 1):
         if len(steps) > 1 and progress:
             progress(f"  pass {number} of {len(steps)}: {build_plan.describe(step)}")
         with session(cfg) as con:
             spark.check_engine(con, cfg)
-            build_plan.write(con, cfg, step)
+            build_plan.write(con, cfg, step, visitors)
             if cfg.engine == "spark":
                 spark.export_sources(con, cfg)
             events = loaded_events(con)

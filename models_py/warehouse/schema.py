@@ -119,6 +119,7 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
         ("cutoff_ms", "bigint not null"),
         ("builds_features", "boolean not null"),
         ("builds_labels", "boolean not null"),
+        ("visitor_share", "double"),
     ),
     "ml.backtest_metrics": (
         ("run_id", "varchar"),

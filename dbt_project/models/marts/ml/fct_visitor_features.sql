@@ -9,7 +9,8 @@
     )
 }}
 {#- One row per visitor per as-of date: the lifetime totals folded to the cut-off, the recent windows, what the
-    visitor viewed lately and its taste, joined. Incremental by as-of date: a night adds its own date (and any
+    visitor viewed lately and its taste, joined. Every visitor on a scored night; on a large shop's past cut-offs a
+    uniform sample of them (macro in_visitor_sample). Incremental by as-of date: a night adds its own date (and any
     training spine date the mart lacks); the rest is never rebuilt. Point in time: every intermediate model sees
     only shop days before the cut-off (the cut-off is the start of the as-of date in shop time). -#}
 {%- set build = cutoffs_to_build('features') -%}
@@ -22,7 +23,7 @@ with
 totals as (
 
     select * from {{ ref('int_visitor_totals_folded') }}
-    where {{ as_of_day_in(build) }}
+    where {{ as_of_day_in(build) }} and {{ in_visitor_sample(build) }}
 
 ),
 
