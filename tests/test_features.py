@@ -10,6 +10,7 @@ import duckdb
 
 from models_py.config import settings
 from models_py.warehouse import build_plan, dbt
+from models_py.warehouse.connection import session
 
 SQL = Path(__file__).parent / "sql"
 FEATURES, LABELS = "marts.fct_visitor_features", "marts.fct_visitor_labels"
@@ -71,7 +72,9 @@ def test_features_see_nothing_at_or_after_the_cutoff_and_everything_before(own_w
     cfg = own_world.cfg
 
     def rebuild_and_read(as_of: date) -> list[tuple]:
-        dbt.build(cfg, build_plan.BuildPlan(features=[as_of]), full_refresh=True)
+        with session(cfg) as con:
+            build_plan.drop_derived(con)  # everything from the raw events again
+        dbt.build(cfg, build_plan.BuildPlan(features=[as_of]))
         with duckdb.connect(str(cfg.warehouse_path), read_only=True) as con:
             return con.execute(f"select * from {FEATURES} where as_of_date = ? order by visitor_id", [as_of]).fetchall()
 

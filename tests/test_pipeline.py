@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -19,10 +20,14 @@ from models_py.data import events_file, ingest
 from models_py.data.events_file import HEADER
 from models_py.modeling.calibration import LogOddsCalibration
 from models_py.ops import registry
-from models_py.warehouse import schema
-from models_py.warehouse.connection import fetch_arrow
+from models_py.warehouse import build_plan, connection, dbt, schema
+from models_py.warehouse.connection import fetch_arrow, session
 from tests.helpers import cli as _cli
 from tests.helpers import served_sha
+
+ROLLUPS = [
+    f"intermediate.int_visitor_{kind}_rolled_up" for kind in ("days", "item_days", "category_days", "transactions")
+]
 
 
 def _serving(cfg) -> duckdb.DuckDBPyConnection:
@@ -374,6 +379,37 @@ def test_a_large_shops_past_cut_offs_keep_a_uniform_sample_of_visitors_and_the_s
         assert mine["has_purchased"].notna().all() == part["has_purchased"].notna().any()  # labels: the same rows
     buyers = [int(t.loc[t["as_of_date"] != tonight, "has_purchased"].sum()) for t in (sampled, whole)]
     assert buyers[1] > 100 and 0.4 < buyers[0] / buyers[1] < 0.6  # buyers are sampled like everyone else
+
+
+def test_a_history_larger_than_dbts_memory_is_rolled_up_in_chunks_of_days_into_the_same_tables(
+    pipeline, own_world, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A first night whose history would not fit DuckDB's memory limit (at AUTO_MEMORY_PER_EVENT a loaded event)
+    rolls it up in chunks of whole days, each within the limit, then builds as usual: the same daily rollups (first
+    sightings across the chunks' edges included) and the same features and labels, value for value."""
+    cfg, summary = pipeline
+    mine = replace(settings(), duckdb_memory_limit="2GB")
+    tables = [*ROLLUPS, "marts.fct_visitor_features", "marts.fct_visitor_labels"]
+    with session(mine) as con:
+        events = con.execute("select count(*) from raw.events").fetchone()[0]
+        build_plan.drop_derived(con)
+        plan = build_plan.plan_night(con, mine, summary.as_of)
+    monkeypatch.setattr(connection, "AUTO_MEMORY_PER_EVENT", 2 * 10**9 // (events // 3))  # a third fits
+    said: list[str] = []
+    dbt.build(mine, plan, said.append)
+    chunks = [int(s.rsplit(": ", 1)[1].split()[0].replace(",", "")) for s in said if "rolling up the days" in s]
+    assert len(chunks) >= 2 and max(chunks) <= events // 3 < sum(chunks) < events  # the rest: in the build
+    with duckdb.connect() as con:
+        con.execute(f"attach '{cfg.warehouse_path}' as whole (read_only)")
+        con.execute(f"attach '{mine.warehouse_path}' as chunked (read_only)")
+        for table in tables:
+            differ = con.execute(
+                f"""select count(*) from (
+                        (select * from whole.{table} except all select * from chunked.{table})
+                        union all (select * from chunked.{table} except all select * from whole.{table}))"""
+            ).fetchone()[0]
+            rows = con.execute(f"select count(*) from chunked.{table}").fetchone()[0]
+            assert rows > 0 and differ == 0, table
 
 
 def test_validation_metrics_come_from_rows_that_neither_stopped_nor_calibrated_the_model(pipeline) -> None:

@@ -45,6 +45,17 @@
     {{ return(none if value is none else value | int) }}
 {%- endmacro %}
 
+{% macro events_to_roll_up(from_day) -%}
+    {#- A filter on staged events for a daily rollup: from the start of shop day from_day (none: the first day) up
+        to the day var rollup_until_day, exclusive, when a large first night rolls its history up in chunks of days
+        (models_py/warehouse/build_plan.rollup_chunks); every loaded day otherwise. -#}
+    {%- set until = var('rollup_until_day', none) -%}
+    {%- set bounds = [] -%}
+    {%- if from_day is not none -%}{%- do bounds.append('event_ms >= ' ~ day_start_ms(from_day)) -%}{%- endif -%}
+    {%- if until is not none -%}{%- do bounds.append('event_ms < ' ~ day_start_ms(until | int)) -%}{%- endif -%}
+    {{ return(bounds | join(' and ') if bounds else 'true') }}
+{%- endmacro %}
+
 {% macro shop_day(ms_column) -%}
     {#- The shop's day number (days since 1970-01-01 in shop time) of an instant in milliseconds. -#}
     cast(floor(({{ ms_column }} - {{ var('day_start_hour_utc') * 3600000 }}) / 86400000.0) as integer)

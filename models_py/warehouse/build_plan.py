@@ -14,12 +14,14 @@ import duckdb
 
 from models_py.config import Settings
 from models_py.errors import BadInputError
-from models_py.shop_calendar import EPOCH
+from models_py.shop_calendar import DAY_MS, EPOCH
 from models_py.transaction import transaction
 from models_py.warehouse.schema import BUILD_PLAN, DERIVED_SCHEMAS
 
 FEATURES_MART = "marts.fct_visitor_features"
 LABELS_MART = "marts.fct_visitor_labels"
+ROLLUP_OF_VISITOR_DAYS = "intermediate.int_visitor_days_rolled_up"  # the last daily rollup a build makes
+ROLLUP_MODELS = ("+int_visitor_days_rolled_up", "+int_visitor_category_days_rolled_up")  # every daily rollup
 WARM_UP_DAYS = 30  # the longest feature window: earlier cut-offs would see truncated windows
 
 
@@ -173,6 +175,31 @@ def passes(plan: BuildPlan, visitors: int, max_visitor_cutoffs: int) -> list[Bui
         out.append(BuildPlan(chunk, labels, plan.scored))
     out[-1].labels += [d for d in plan.labels if d not in assigned]
     return out
+
+
+def rollup_chunks(con: duckdb.DuckDBPyConnection, cfg: Settings, max_events: int) -> list[tuple[int, int]]:
+    """The chunks of whole shop days in which a build rolls up a history of more than ``max_events`` events not yet
+    rolled up (a large shop's first night), oldest first, as (the first day after the chunk, its events); the last
+    chunk is left to the build itself. Empty when the days to roll up fit in one build, as every night's do."""
+    if cfg.engine != "duckdb":
+        return []  # Spark holds its rollups, and its memory, itself
+    try:
+        since = con.execute(f"select max(shop_day) from {ROLLUP_OF_VISITOR_DAYS}").fetchone()[0]
+    except duckdb.CatalogException:
+        since = None
+    from_ms = 0 if since is None else cfg.calendar.day_start_ms(EPOCH + timedelta(days=since + 1))
+    days = con.execute(
+        f"""select {cfg.calendar.day_start_ms_sql("timestamp")} // {DAY_MS} as shop_day, count(*) from raw.events
+            where timestamp >= ? group by 1 order by 1""",
+        [from_ms],
+    ).fetchall()
+    chunks, events = [], 0
+    for day, count in days:
+        if events and events + count > max_events:
+            chunks.append((day, events))
+            events = 0
+        events += count
+    return chunks
 
 
 def describe(plan: BuildPlan) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,6 +28,22 @@ def memory_limit(setting: str, events: int = 0) -> str:
         return setting
     half_the_machine = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
     return f"{min(max(AUTO_MEMORY_FLOOR, events * AUTO_MEMORY_PER_EVENT), half_the_machine) >> 20}MiB"
+
+
+MEMORY_UNITS = {"KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30,
+                "TiB": 1 << 40}  # fmt: skip
+
+
+def memory_bytes(size: str) -> int:
+    """A memory size as DuckDB reads it ('6GB', '800MiB') in bytes."""
+    number, unit = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(\w+)", size.strip()).groups()
+    return int(float(number) * MEMORY_UNITS[unit])
+
+
+def events_that_fit(setting: str, events: int) -> int:
+    """How many events one dbt build can roll up within the memory limit dbt gets for a warehouse of ``events``
+    events (AUTO_MEMORY_PER_EVENT each): a larger history is rolled up in chunks of days."""
+    return memory_bytes(memory_limit(setting, events)) // AUTO_MEMORY_PER_EVENT
 
 
 def loaded_events(con: duckdb.DuckDBPyConnection) -> int:

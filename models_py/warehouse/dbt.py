@@ -10,12 +10,14 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable
+from datetime import timedelta
 
 from models_py.config import Settings
 from models_py.errors import JobFailed, ResourceError, WarehouseBusyError
+from models_py.shop_calendar import EPOCH
 from models_py.warehouse import build_plan, spark
 from models_py.warehouse.build_plan import BuildPlan
-from models_py.warehouse.connection import loaded_events, memory_limit, session
+from models_py.warehouse.connection import events_that_fit, loaded_events, memory_limit, session
 from models_py.warehouse.schema import DERIVED_SCHEMAS
 
 PR_SET_PDEATHSIG = 1
@@ -47,10 +49,18 @@ def _die_with_parent() -> None:
     os.setpgid(0, 0)
 
 
-def run_dbt(cfg: Settings, args: list[str], progress: Callable[[str], None] | None = None, events: int = 0) -> None:
-    """One dbt call; ``events`` (the warehouse's) sizes an ``auto`` DuckDB memory limit."""
+def run_dbt(
+    cfg: Settings,
+    args: list[str],
+    progress: Callable[[str], None] | None = None,
+    events: int = 0,
+    extra_vars: dict | None = None,
+) -> None:
+    """One dbt call; ``events`` (those it reads) sizes an ``auto`` DuckDB memory limit. ``extra_vars`` make dbt
+    parse the project again, so only rare calls (a first night's chunks of history) pass any."""
     target = ["--target", "spark"] if cfg.engine == "spark" and "--target" not in args else []
-    command = [os.path.join(sys.prefix, "bin", "dbt"), *args, *target, "--vars", json.dumps(project_vars(cfg))]
+    dbt_vars = json.dumps({**project_vars(cfg), **(extra_vars or {})})
+    command = [os.path.join(sys.prefix, "bin", "dbt"), *args, *target, "--vars", dbt_vars]
     env = {
         **os.environ,
         "PROPENSITY_WAREHOUSE": str(cfg.warehouse_path),
@@ -105,17 +115,22 @@ def failure(cfg: Settings, args: list[str], lines: list[str], limit: str = "") -
     return DbtError("dbt " + " ".join(args) + " failed:\n" + "\n".join((problems or lines)[-25:]))
 
 
-def build(
-    cfg: Settings, plan: BuildPlan, progress: Callable[[str], None] | None = None, full_refresh: bool = False
-) -> None:
+def build(cfg: Settings, plan: BuildPlan, progress: Callable[[str], None] | None = None) -> None:
     """`dbt build` of the plan's dates: the models, then dbt's tests on what they built. dbt's unit tests check the
-    SQL, not the night's data: they run with the test suite (`make test`), not every night. A large first night is
-    built in passes (PROPENSITY_MAX_VISITOR_CUTOFFS_PER_BUILD). A full refresh rolls every day up again from the raw
-    events."""
+    SQL, not the night's data: they run with the test suite (`make test`), not every night. A large first night
+    rolls its history up in chunks of days that fit DuckDB's memory limit, then builds its cut-offs in passes
+    (PROPENSITY_MAX_VISITOR_CUTOFFS_PER_BUILD)."""
     visitors = 0
-    if len(plan.features) > 1 or build_plan.samples_visitors(plan):
-        with session(cfg, read_only=True) as con:
+    with session(cfg, read_only=True) as con:
+        events = loaded_events(con)
+        chunks = build_plan.rollup_chunks(con, cfg, events_that_fit(cfg.duckdb_memory_limit, events))
+        if len(plan.features) > 1 or build_plan.samples_visitors(plan):
             visitors = con.execute("select approx_count_distinct(visitorid) from raw.events").fetchone()[0]
+    for until_day, chunk_events in chunks:
+        if progress:
+            progress(f"  rolling up the days before {EPOCH + timedelta(days=until_day)}: {chunk_events:,} events")
+        run_dbt(cfg, ["run", "--select", *build_plan.ROLLUP_MODELS], progress, chunk_events,
+                extra_vars={"rollup_until_day": until_day})  # fmt: skip
     steps = build_plan.passes(plan, visitors, cfg.max_visitor_cutoffs_per_build)
     if progress and build_plan.samples_visitors(plan) and visitors > cfg.max_cutoff_visitors:
         progress(
@@ -130,9 +145,7 @@ def build(
             build_plan.write(con, cfg, step, visitors)
             if cfg.engine == "spark":
                 spark.export_sources(con, cfg)
-            events = loaded_events(con)
-        refresh = ["--full-refresh"] if full_refresh and number == 1 else []
-        run_dbt(cfg, ["build", "--exclude-resource-type", "unit_test", *refresh], progress, events)
+        run_dbt(cfg, ["build", "--exclude-resource-type", "unit_test"], progress, events)
         if cfg.engine == "spark":
             with session(cfg) as con:
                 spark.show_spark_tables(con, cfg)

@@ -13,9 +13,7 @@ with
 events as (
 
     select * from {{ ref('stg_retailrocket__events') }}
-    {% if since is not none -%}
-        where event_ms >= {{ day_start_ms(since) }}
-    {%- endif %}
+    where {{ events_to_roll_up(since) }}
 
 ),
 

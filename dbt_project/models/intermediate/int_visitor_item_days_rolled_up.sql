@@ -9,9 +9,7 @@ with
 events as (
 
     select * from {{ ref('stg_retailrocket__events') }}
-    {% if since is not none -%}
-        where event_ms >= {{ day_start_ms(since + 1) }}
-    {%- endif %}
+    where {{ events_to_roll_up(none if since is none else since + 1) }}
 
 ),
 

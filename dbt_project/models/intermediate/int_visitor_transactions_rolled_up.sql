@@ -8,11 +8,7 @@ with
 events as (
 
     select * from {{ ref('stg_retailrocket__events') }}
-    where
-        is_transaction
-    {% if since is not none -%}
-            and event_ms >= {{ day_start_ms(since + 1) }}
-        {%- endif %}
+    where is_transaction and {{ events_to_roll_up(none if since is none else since + 1) }}
 
 ),
 
