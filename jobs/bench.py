@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -178,36 +179,27 @@ def feature_baselines(root: Path, as_of: date) -> dict[str, float]:
 
 
 def main() -> None:
-    report: dict = {"measured_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "cores": os.cpu_count()}
+    """Scale 1 (and Spark, with the extra), then BENCH_SCALE if larger; with BENCH_LARGE_ONLY=1 only the larger
+    scale, the scale-1 figures of bench.json kept as they were measured."""
+    started = time.strftime("%Y-%m-%dT%H:%M:%S")
     scale = float(os.environ.get("BENCH_SCALE", "1"))
+    large_only = scale > 1 and os.environ.get("BENCH_LARGE_ONLY") == "1"
+    report: dict = {"cores": os.cpu_count()} if large_only else {"measured_at": started, "cores": os.cpu_count()}
     root = Path(tempfile.mkdtemp(prefix="propensity-bench-"))
     out = PROJECT_ROOT / "reports" / "bench.json"
     kept = json.loads(out.read_text()) if out.exists() else {}
-    # A scale-1 run keeps the last large-scale figures (they take hours to remeasure).
-    kept = {k: v for k, v in kept.items() if "scale10" in k or "scale100" in k}
+    # A scale-1 run keeps the last large-scale figures (they take hours to remeasure), and a large-only run the rest.
+    kept = {k: v for k, v in kept.items() if large_only or "scale10" in k or "scale100" in k}
     try:
         print(f"bench folder {root}", flush=True)
-        one = two_nights(root / "scale1", 1.0)
-        report.update(
-            nightly_scale1_s=one["nightly_s"], first_night_scale1_s=one["first_night_s"], scale1=one,
-            score_visitors_per_s=one["score_visitors_per_s"], peak_rss_mb=one["peak_rss_mb"],
-            features_night_s=one["features_night_s"],
-        )  # fmt: skip
-        report.update(feature_baselines(root / "scale1", date.fromisoformat(one["as_of"])))
-        report["features_speedup_vs_seed_pandas"] = report["features_seed_pandas_s"] / report["features_night_s"]
-        if importlib.util.find_spec("pyspark"):  # the [spark] extra: the same two nights on Spark, beside DuckDB's
-            spark = two_nights(root / "spark_scale1", 1.0, engine="spark")
-            spark["published_scores_max_abs_difference"] = _score_difference(root / "scale1", root / "spark_scale1")
-            report.update(spark_nightly_scale1_s=spark["nightly_s"], spark_first_night_scale1_s=spark["first_night_s"],
-                          spark_scale1=spark)  # fmt: skip
-            shutil.rmtree(root / "spark_scale1", ignore_errors=True)
-        shutil.rmtree(root / "scale1", ignore_errors=True)  # the disk the larger shop needs
-        out.write_text(json.dumps({**kept, **report}, indent=2, default=str) + "\n")  # kept if the larger scale fails
-        _print(report)
+        if not large_only:
+            report.update(_scale_one(root))
+            out.write_text(json.dumps({**kept, **report}, indent=2, default=str) + "\n")  # kept if the larger fails
+            _print(report)
         if scale > 1:
             s = f"{scale:g}"
-            for k in [k for k in kept if f"scale{s}" in k]:
-                del kept[k]
+            kept = {k: v for k, v in kept.items() if not re.search(rf"scale{s}(?!\d)", k)}
+            report[f"measured_at_scale{s}"] = started
             try:
                 big = two_nights(root / f"scale{s}", scale)
             except RuntimeError as exc:  # recorded, not hidden: the figures of a failed run are its failure
@@ -220,10 +212,30 @@ def main() -> None:
                  f"peak_rss_mb_scale{s}": big["peak_rss_mb"], f"scale{s}": big}
             )  # fmt: skip
             out.write_text(json.dumps({**kept, **report}, indent=2, default=str) + "\n")
-            _print(report)
+            _print({**kept, **report})
     finally:
         shutil.rmtree(root, ignore_errors=True)
     print(f"-> {out}")
+
+
+def _scale_one(root: Path) -> dict:
+    """The scale-1 figures: two nights, the feature baselines, and the same two nights on Spark (with the extra)."""
+    one = two_nights(root / "scale1", 1.0)
+    report = dict(
+        nightly_scale1_s=one["nightly_s"], first_night_scale1_s=one["first_night_s"], scale1=one,
+        score_visitors_per_s=one["score_visitors_per_s"], peak_rss_mb=one["peak_rss_mb"],
+        features_night_s=one["features_night_s"],
+    )  # fmt: skip
+    report.update(feature_baselines(root / "scale1", date.fromisoformat(one["as_of"])))
+    report["features_speedup_vs_seed_pandas"] = report["features_seed_pandas_s"] / report["features_night_s"]
+    if importlib.util.find_spec("pyspark"):  # the [spark] extra: the same two nights on Spark, beside DuckDB's
+        spark = two_nights(root / "spark_scale1", 1.0, engine="spark")
+        spark["published_scores_max_abs_difference"] = _score_difference(root / "scale1", root / "spark_scale1")
+        report.update(spark_nightly_scale1_s=spark["nightly_s"], spark_first_night_scale1_s=spark["first_night_s"],
+                      spark_scale1=spark)  # fmt: skip
+        shutil.rmtree(root / "spark_scale1", ignore_errors=True)
+    shutil.rmtree(root / "scale1", ignore_errors=True)  # the disk the larger shop needs
+    return report
 
 
 def _print(r: dict) -> None:
