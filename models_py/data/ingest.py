@@ -6,6 +6,7 @@ job holds one file in memory, not a whole history: the gates and the refusals th
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,7 +80,7 @@ def ingest(
         loaded_at = utc_now_naive()
         with transaction(con):
             if staged:
-                _load_events(con, staged, run_id, loaded_at, result)
+                _load_events(con, staged, run_id, loaded_at, calendar, result)
             for path, digest, target, table in catalogue:
                 con.register("incoming_catalogue", table)
                 con.execute(f"delete from {target}")
@@ -99,10 +100,12 @@ def ingest(
 def _stage(con: duckdb.DuckDBPyConnection, pending: list[tuple[Path, str]], earliest_ms: int) -> list[StagedFile]:
     """Parse each new file strictly and append its rows to the staging table, one file in memory at a time."""
     _drop_staged(con)
+    # Narrow types: a large history's staged rows spill to disk uncompressed (the event names parse strictly).
+    types = ", ".join(f"'{t}'" for t in events_file.EVENT_TYPES)
     con.execute(
         f"""create temp table {STAGED_ROWS} (
-            timestamp bigint, visitorid bigint, event varchar, itemid bigint, transactionid bigint,
-            file_order integer, line_number bigint)"""
+            timestamp bigint, visitorid bigint, event enum({types}), itemid bigint, transactionid bigint,
+            file_order integer, line_number integer)"""
     )
     con.execute(f"create temp table {STAGED_FILES} (file_order integer, file_name varchar, file_path varchar)")
     con.execute(
@@ -112,7 +115,7 @@ def _stage(con: duckdb.DuckDBPyConnection, pending: list[tuple[Path, str]], earl
     staged = []
     for order, (path, digest) in enumerate(pending):
         table = events_file.read_events(path, earliest_ms=earliest_ms)
-        table = table.append_column("line_number", pa.array(np.arange(2, table.num_rows + 2, dtype=np.int64)))
+        table = table.append_column("line_number", pa.array(np.arange(2, table.num_rows + 2, dtype=np.int32)))
         con.register("staging_file", table)
         con.execute(
             f"""insert into {STAGED_ROWS}
@@ -198,31 +201,39 @@ def refuse_gaps(con: duckdb.DuckDBPyConnection, calendar: ShopCalendar, max_gap_
         previous = ms
 
 
-def _load_events(con, staged: list[StagedFile], run_id: str, loaded_at, result: IngestResult) -> None:
-    """Insert the staged events, dropping rows repeated across tonight's files (earlier days are final, so no row
-    of tonight can repeat one already loaded); each kept row counts for the first file that holds it."""
-    con.execute(
-        f"""
-        create temp table kept as
-        select timestamp, visitorid, event, itemid, transactionid, min(file_order) as file_order
-        from {STAGED_ROWS}
-        group by timestamp, visitorid, event, itemid, transactionid
-        order by timestamp
-        """
-    )
-    con.execute("insert into raw.events select timestamp, visitorid, event, itemid, transactionid from kept")
-    per_file = dict(con.execute("select file_order, count(*) from kept group by 1").fetchall())
+def _load_events(
+    con, staged: list[StagedFile], run_id: str, loaded_at, calendar: ShopCalendar, result: IngestResult
+) -> None:
+    """Insert the staged events a shop day at a time, in time order, dropping rows repeated across tonight's files
+    (earlier days are final, so no row of tonight can repeat one already loaded); each kept row counts for the
+    first file that holds it. A day at a time, a large history's first load needs neither the memory nor the disk
+    for all of its rows twice."""
+    day_start = calendar.day_start_ms_sql("timestamp")
+    days = [d for (d,) in con.execute(f"select distinct {day_start} from {STAGED_ROWS} order by 1").fetchall()]
+    loaded: Counter[int] = Counter()
+    for start in days:
+        con.execute(
+            f"""create or replace temp table kept as
+                select timestamp, visitorid, event, itemid, transactionid, min(file_order) as file_order
+                from {STAGED_ROWS}
+                where timestamp >= ? and timestamp < ?
+                group by timestamp, visitorid, event, itemid, transactionid
+                order by timestamp""",
+            [start, start + DAY_MS],
+        )
+        con.execute("insert into raw.events select timestamp, visitorid, event, itemid, transactionid from kept")
+        loaded.update(dict(con.execute("select file_order, count(*) from kept group by 1").fetchall()))
+    con.execute("drop table if exists kept")
     for order, f in enumerate(staged):
-        loaded = per_file.get(order, 0)
         con.execute(
             "insert into raw.load_log values (?, ?, 'events', ?, ?, ?, ?, ?, ?, ?)",
-            [f.path.name, f.digest, f.rows, loaded, f.rows - loaded, f.min_ms, f.max_ms, loaded_at, run_id],
-        )
+            [f.path.name, f.digest, f.rows, loaded[order], f.rows - loaded[order], f.min_ms, f.max_ms, loaded_at,
+             run_id],
+        )  # fmt: skip
         result.files_loaded.append(f.path.name)
         result.rows_in_files += f.rows
-        result.rows_loaded += loaded
+        result.rows_loaded += loaded[order]
     result.duplicates_dropped = result.rows_in_files - result.rows_loaded
-    con.execute("drop table kept")
 
 
 def _changed_catalogue(con: duckdb.DuckDBPyConnection, landing: Path) -> list[tuple[Path, str, str, pa.Table]]:
