@@ -125,6 +125,17 @@ def test_3_dbt_out_of_memory_names_the_settings_that_help() -> None:
     assert "int_visitor_totals_folded" in str(error)
     other = dbt.failure(settings(), ["build"], ["Database Error in model x", "  Binder Error: no column y"])
     assert isinstance(other, dbt.DbtError) and "Binder Error" in str(other)
+    # The scale-100 first night's last pass (2026-12-02 13:57): the spill filled the disk; said as such, not a bug.
+    full = dbt.failure(settings(), ["build"], [
+        "13:57:40  35 of 48 ERROR creating sql incremental model marts.fct_visitor_features ....... [ERROR in 210.77s]",
+        "13:57:40    Runtime Error in model fct_visitor_features (models/marts/ml/fct_visitor_features.sql)",
+        '  IO Error: Could not write file "/w/propensity.duckdb.tmp/duckdb_temp_storage_DEFAULT-4.tmp": No space left '
+        "on device",
+    ])  # fmt: skip
+    assert isinstance(full, ResourceError) and full.exit_code == 1
+    assert (
+        "the disk is full" in str(full) and "PROPENSITY_WAREHOUSE" in str(full) and "fct_visitor_features" in str(full)
+    )
 
 
 def test_3_and_11_a_missing_or_folder_warehouse_is_named_without_a_traceback(tmp_path: Path) -> None:

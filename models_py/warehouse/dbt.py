@@ -96,13 +96,19 @@ def run_dbt(
 
 
 def failure(cfg: Settings, args: list[str], lines: list[str], limit: str = "") -> JobFailed:
-    """What a failed dbt call means for the operator: a busy warehouse (exit 3), DuckDB out of its memory limit
-    (with the two settings that help), or the lines where dbt says what broke."""
+    """What a failed dbt call means for the operator: a busy warehouse (exit 3), a full disk, DuckDB out of its memory
+    limit (with the two settings that help), or the lines where dbt says what broke."""
     problems = [ln for ln in lines if any(k in ln for k in ("Error", "FAIL", "ERROR", "Got ", "lock"))]
     if any("Could not set lock" in ln or "Conflicting lock" in ln for ln in lines):
         return WarehouseBusyError(
             f"dbt could not open the warehouse {cfg.warehouse_path}: another process holds it (a tool with it "
             "open, another job); nothing was published. Close it and run again"
+        )
+    if any("No space left on device" in ln for ln in lines):
+        return ResourceError(
+            f"the disk is full: dbt could not write to {cfg.warehouse_path.parent} (the warehouse, and DuckDB's spill "
+            "beside it); free space there or move PROPENSITY_WAREHOUSE to a larger disk, and run again; nothing was "
+            "published.\n" + "\n".join(problems[-3:])
         )
     if any("Out of Memory Error" in ln for ln in lines):
         return ResourceError(
