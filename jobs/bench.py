@@ -189,12 +189,16 @@ def main() -> None:
     out = PROJECT_ROOT / "reports" / "bench.json"
     kept = json.loads(out.read_text()) if out.exists() else {}
     # A scale-1 run keeps the last large-scale figures (they take hours to remeasure), and a large-only run the rest.
-    kept = {k: v for k, v in kept.items() if large_only or "scale10" in k or "scale100" in k}
+    kept = {k: v for k, v in kept.items() if large_only or "scale10" in k}
+
+    def save() -> None:
+        out.write_text(json.dumps({**kept, **report}, indent=2, default=str) + "\n")
+
     try:
         print(f"bench folder {root}", flush=True)
         if not large_only:
             report.update(_scale_one(root))
-            out.write_text(json.dumps({**kept, **report}, indent=2, default=str) + "\n")  # kept if the larger fails
+            save()  # kept if the larger scale fails
             _print(report)
         if scale > 1:
             s = f"{scale:g}"
@@ -206,12 +210,12 @@ def main() -> None:
                 report[f"scale{s}_failed"] = str(exc)[-2000:]
                 raise
             finally:
-                out.write_text(json.dumps({**kept, **report}, indent=2, default=str) + "\n")
+                save()
             report.update(
                 {f"first_night_scale{s}_s": big["first_night_s"], f"nightly_scale{s}_s": big["nightly_s"],
                  f"peak_rss_mb_scale{s}": big["peak_rss_mb"], f"scale{s}": big}
             )  # fmt: skip
-            out.write_text(json.dumps({**kept, **report}, indent=2, default=str) + "\n")
+            save()
             _print({**kept, **report})
     finally:
         shutil.rmtree(root, ignore_errors=True)

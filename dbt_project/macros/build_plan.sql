@@ -46,7 +46,7 @@
 {%- endmacro %}
 
 {% macro events_to_roll_up(from_day) -%}
-    {#- A filter on staged events for a daily rollup: from the start of shop day from_day (none: the first day) up
+    {#- A filter on stg_retailrocket__events for a daily rollup: from the start of shop day from_day (none: the first day) up
         to the day var rollup_until_day, exclusive, when a large first night rolls its history up in chunks of days
         (models_py/warehouse/build_plan.rollup_chunks); every loaded day otherwise. -#}
     {%- set until = var('rollup_until_day', none) -%}

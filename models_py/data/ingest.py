@@ -71,7 +71,7 @@ def ingest(
     try:
         staged = _stage(con, pending, earliest_ms)
         refuse_loaded_days(con, calendar)
-        refuse_gaps(con, calendar, max_gap_days)
+        days = refuse_gaps(con, calendar, max_gap_days)
         if gate and staged:
             gate(STAGED, [f.path for f in staged])
         catalogue = _changed_catalogue(con, landing) if landing else []
@@ -80,7 +80,7 @@ def ingest(
         loaded_at = utc_now_naive()
         with transaction(con):
             if staged:
-                _load_events(con, staged, run_id, loaded_at, calendar, result)
+                _load_events(con, staged, days, run_id, loaded_at, result)
             for path, digest, target, table in catalogue:
                 con.register("incoming_catalogue", table)
                 con.execute(f"delete from {target}")
@@ -178,10 +178,10 @@ def refuse_loaded_days(con: duckdb.DuckDBPyConnection, calendar: ShopCalendar) -
         )
 
 
-def refuse_gaps(con: duckdb.DuckDBPyConnection, calendar: ShopCalendar, max_gap_days: int) -> None:
+def refuse_gaps(con: duckdb.DuckDBPyConnection, calendar: ShopCalendar, max_gap_days: int) -> list[int]:
     """Shop days arrive in order, so a day more than PROPENSITY_MAX_GAP_DAYS after the one before it is a wrong
     date (a test row, a clock error), whatever the file is called; loaded, it would move the as-of date there and
-    block every later night."""
+    block every later night. Returns the staged days' starts (ms), in order, for the load."""
     last_ms = con.execute("select max(timestamp) from raw.events").fetchone()[0]
     # The first line of each distinct shop day in each file: a handful of rows, however large the files.
     rows = con.execute(
@@ -199,17 +199,14 @@ def refuse_gaps(con: duckdb.DuckDBPyConnection, calendar: ShopCalendar, max_gap_
                 "refused). Fix or remove the row; if the shop really was closed that long, raise the setting"
             )
         previous = ms
+    return sorted({ms for ms, _, _ in rows})
 
 
-def _load_events(
-    con, staged: list[StagedFile], run_id: str, loaded_at, calendar: ShopCalendar, result: IngestResult
-) -> None:
-    """Insert the staged events a shop day at a time, in time order, dropping rows repeated across tonight's files
-    (earlier days are final, so no row of tonight can repeat one already loaded); each kept row counts for the
-    first file that holds it. A day at a time, a large history's first load needs neither the memory nor the disk
-    for all of its rows twice."""
-    day_start = calendar.day_start_ms_sql("timestamp")
-    days = [d for (d,) in con.execute(f"select distinct {day_start} from {STAGED_ROWS} order by 1").fetchall()]
+def _load_events(con, staged: list[StagedFile], days: list[int], run_id: str, loaded_at, result: IngestResult) -> None:
+    """Insert the staged events a shop day at a time (``days``: their starts, in order), dropping rows repeated
+    across tonight's files (earlier days are final, so no row of tonight can repeat one already loaded); each kept
+    row counts for the first file that holds it. A day at a time, a large history's first load needs neither the
+    memory nor the disk for all of its rows twice."""
     loaded: Counter[int] = Counter()
     for start in days:
         con.execute(

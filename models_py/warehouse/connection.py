@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,7 +11,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from models_py.config import Settings
+from models_py.config import MEMORY, Settings
 from models_py.errors import BadInputError, WarehouseBusyError
 from models_py.warehouse import schema
 
@@ -35,9 +34,9 @@ MEMORY_UNITS = {"KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12, "KiB": 1 <<
 
 
 def memory_bytes(size: str) -> int:
-    """A memory size as DuckDB reads it ('6GB', '800MiB') in bytes."""
-    number, unit = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(\w+)", size.strip()).groups()
-    return int(float(number) * MEMORY_UNITS[unit])
+    """A memory size as DuckDB reads it ('6GB', '800MiB'; the settings' MEMORY pattern) in bytes."""
+    match = MEMORY.fullmatch(size.strip())
+    return int(float(match.group(0)[: -len(match.group(2))]) * MEMORY_UNITS[match.group(2)])
 
 
 def events_that_fit(setting: str, events: int) -> int:
