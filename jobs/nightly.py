@@ -6,7 +6,6 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import date
-from pathlib import Path
 
 from models_py.config import Settings
 from models_py.data import ingest, landing
@@ -65,12 +64,9 @@ def _ingest_and_plan(cfg: Settings, summary: RunSummary, as_of: date | None, fil
             say(f"  {closed} earlier run(s) had ended without recording it (killed?): marked failed in ml.run_log")
         run_log.record(con, summary, "running")  # stays "running" if the process is killed, until the next run
 
-        def gate(rows: str, files: list[Path]) -> None:
-            gates.check_landing_files(con, summary.run_id, cfg.calendar, rows, files)
-            gates.check_day_volumes(con, cfg, summary.run_id, rows)
-
         tonight = files or landing.ready_files(cfg.landing_dir, say)
-        result = ingest.ingest(con, tonight, summary.run_id, cfg.calendar, cfg.landing_dir, gate, cfg.max_gap_days,
+        result = ingest.ingest(con, tonight, summary.run_id, cfg.calendar, cfg.landing_dir,
+                               gates.landing_gate(con, cfg, summary.run_id), cfg.max_gap_days,
                                cfg.earliest_event_ms)  # fmt: skip
         summary.rows_ingested, summary.files_loaded = result.rows_loaded, len(result.files_loaded)
         say(

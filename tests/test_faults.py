@@ -359,17 +359,19 @@ def test_10_a_visitors_age_drifts_by_design_and_never_stops_a_night() -> None:
         drift.raise_if_drifted(list(found.values()), "test", cfg.drift_fail_psi)
 
 
-def test_10_a_day_far_below_its_usual_volume_stops_the_night(own_world) -> None:
+@pytest.mark.parametrize("command", ["nightly", "ingest"])  # loading by hand passes the night's gates too
+def test_10_a_day_far_below_its_usual_volume_stops_the_night(own_world, command: str) -> None:
     cfg = own_world.cfg
     rows = _count(cfg, "select count(*) from raw.events")
     served = served_sha(cfg)
     land_next_day(own_world.env, share=0.1)
-    result = cli("nightly")
+    result = cli(command)
     assert result.returncode == 4, result.stderr[-2000:]
     assert "day_volume_against_same_weekday" in result.stderr and "0.09x the median" in result.stderr
     assert _count(cfg, "select count(*) from raw.events") == rows and served_sha(cfg) == served
-    allowed = cli("nightly", env={"PROPENSITY_DAY_VOLUME_MIN_RATIO": "0"})  # the operator says it was a quiet day
+    allowed = cli(command, env={"PROPENSITY_DAY_VOLUME_MIN_RATIO": "0"})  # the operator says it was a quiet day
     assert allowed.returncode == 0, allowed.stderr[-2000:]
+    assert _count(cfg, "select count(*) from raw.events") > rows
 
 
 # 11 -- odd files and payloads are named, never tracebacks

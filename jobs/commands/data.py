@@ -63,17 +63,20 @@ def verify_events(path: Path = typer.Argument(..., help="An events.csv (real or 
 def ingest(
     files: list[Path] = typer.Argument(None, help="Event files (default: every events*.csv in data/landing/)."),
 ) -> None:
-    """Load new landing files into raw.events (each file once; a bad file loads nothing)."""
+    """Load new landing files into raw.events (each file once; a bad file loads nothing), through the same gates as
+    the nightly job's (their results in ml.validation_results)."""
     from models_py.data import ingest as ingest_mod
     from models_py.data import landing
+    from models_py.ops import gates
     from models_py.ops.run_log import new_run_id
     from models_py.warehouse.connection import session
 
     cfg = settings()
+    run_id = new_run_id()
     with session(cfg, create=True) as con:
         tonight = files or landing.ready_files(cfg.landing_dir, say)
-        r = ingest_mod.ingest(con, tonight, new_run_id(), cfg.calendar, cfg.landing_dir, None, cfg.max_gap_days,
-                              cfg.earliest_event_ms)  # fmt: skip
+        r = ingest_mod.ingest(con, tonight, run_id, cfg.calendar, cfg.landing_dir, gates.landing_gate(con, cfg, run_id),
+                              cfg.max_gap_days, cfg.earliest_event_ms)  # fmt: skip
     typer.echo(
         f"{len(r.files_loaded)} file(s) loaded, {r.rows_loaded:,} rows, {r.duplicates_dropped:,} duplicates dropped, "
         f"{len(r.files_skipped)} already loaded"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
@@ -76,6 +77,17 @@ def check_landing_files(con, run_id: str, calendar: ShopCalendar, rows: str, fil
         con.unregister("incoming_file_days")
     record(con, run_id, outcomes)
     raise_if_failed(outcomes, "tonight's landing files")
+
+
+def landing_gate(con, cfg: Settings, run_id: str) -> Callable[[str, list[Path]], None]:
+    """What ingest checks on tonight's staged rows before loading any (the nightly job and `propensity ingest`
+    alike): the raw-events suite, then each new day's volume."""
+
+    def gate(rows: str, files: list[Path]) -> None:
+        check_landing_files(con, run_id, cfg.calendar, rows, files)
+        check_day_volumes(con, cfg, run_id, rows)
+
+    return gate
 
 
 def check_day_volumes(con, cfg: Settings, run_id: str, rows: str) -> None:
