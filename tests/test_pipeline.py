@@ -393,11 +393,21 @@ def test_a_history_larger_than_dbts_memory_is_rolled_up_in_chunks_of_days_into_t
 ) -> None:
     """A first night whose history would not fit DuckDB's memory limit (at AUTO_MEMORY_PER_EVENT a loaded event)
     rolls it up in chunks of whole days, each within the limit, then builds as usual: the same daily rollups (first
-    sightings across the chunks' edges included) and the same features and labels, value for value."""
+    sightings across the chunks' edges included) and the same features and labels, value for value. A visitor who
+    puts an item of its own in the cart every 20 minutes from the first day to the last has one session: a session
+    start is read across every edge (no small-world visitor's session crosses one). Carts, not views: views would
+    move every visitor's conversion rates."""
     cfg, summary = pipeline
     mine = replace(settings(), duckdb_memory_limit="2GB")
     tables = [*ROLLUPS, "marts.fct_visitor_features", "marts.fct_visitor_labels"]
     with session(mine) as con:
+        first_ms, last_ms, insomniac, own_item = con.execute(
+            "select min(timestamp), max(timestamp), max(visitorid) + 1, max(itemid) + 1 from raw.events"
+        ).fetchone()
+        con.execute(
+            f"insert into raw.events (timestamp, visitorid, event, itemid) "
+            f"select range, {insomniac}, 'addtocart', {own_item} from range({first_ms}, {last_ms}, 1200000)"
+        )
         events = con.execute("select count(*) from raw.events").fetchone()[0]
         build_plan.drop_derived(con)
         plan = build_plan.plan_night(con, mine, summary.as_of)
@@ -410,13 +420,23 @@ def test_a_history_larger_than_dbts_memory_is_rolled_up_in_chunks_of_days_into_t
         con.execute(f"attach '{cfg.warehouse_path}' as whole (read_only)")
         con.execute(f"attach '{mine.warehouse_path}' as chunked (read_only)")
         for table in tables:
+            chunked = f"(select * from chunked.{table} where visitor_id <> {insomniac})"
             differ = con.execute(
                 f"""select count(*) from (
-                        (select * from whole.{table} except all select * from chunked.{table})
-                        union all (select * from chunked.{table} except all select * from whole.{table}))"""
+                        (select * from whole.{table} except all select * from {chunked})
+                        union all (select * from {chunked} except all select * from whole.{table}))"""
             ).fetchone()[0]
-            rows = con.execute(f"select count(*) from chunked.{table}").fetchone()[0]
+            rows = con.execute(f"select count(*) from {chunked}").fetchone()[0]
             assert rows > 0 and differ == 0, table
+        days, sessions = con.execute(
+            "select count(*), sum(num_sessions) from chunked.intermediate.int_visitor_days_rolled_up "
+            f"where visitor_id = {insomniac}"
+        ).fetchone()
+        assert days > len(chunks) and sessions == 1
+        assert con.execute(
+            f"select min(num_sessions_all), max(num_sessions_all) from chunked.marts.fct_visitor_features "
+            f"where visitor_id = {insomniac}"
+        ).fetchone() == (1, 1)
 
 
 def test_validation_metrics_come_from_rows_that_neither_stopped_nor_calibrated_the_model(pipeline) -> None:
