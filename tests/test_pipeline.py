@@ -395,8 +395,8 @@ def test_a_history_larger_than_dbts_memory_is_rolled_up_in_chunks_of_days_into_t
     rolls it up in chunks of whole days, each within the limit, then builds as usual: the same daily rollups (first
     sightings across the chunks' edges included) and the same features and labels, value for value. A visitor who
     puts an item of its own in the cart every 20 minutes from the first day to the last has one session: a session
-    start is read across every edge (no small-world visitor's session crosses one). Carts, not views: views would
-    move every visitor's conversion rates."""
+    start is read across every edge, not only where a small-world session happens to cross one. Carts, not views:
+    views would move every visitor's conversion rates."""
     cfg, summary = pipeline
     mine = replace(settings(), duckdb_memory_limit="2GB")
     tables = [*ROLLUPS, "marts.fct_visitor_features", "marts.fct_visitor_labels"]
