@@ -66,6 +66,16 @@ def _segment(decile: np.ndarray, p: np.ndarray, threshold: float) -> np.ndarray:
     return np.where(p >= threshold, 0, np.where(decile == 1, 1, 2)).astype(np.int8)
 
 
+def _column_major(columns: list[pa.Array]) -> np.ndarray:
+    """The batch's feature matrix in column-major order: each column is one contiguous copy, where a row-major matrix
+    (np.column_stack) scatters every value: 0.06 s against 0.41 s for scale 1's 1.4M x 49 floats. XGBoost predicts
+    either layout alike, to the bit."""
+    x = np.empty((len(columns[0]), len(columns)), np.float32, order="F")
+    for j, column in enumerate(columns):
+        x[:, j] = column.to_numpy(zero_copy_only=False)
+    return x
+
+
 def _feature_batches(
     con: duckdb.DuckDBPyConnection, features: list[str], as_of: date, batch_rows: int
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -82,7 +92,7 @@ def _feature_batches(
             for b in reader:
                 # Copied: a view of the ids would keep DuckDB's whole batch, every feature column, alive.
                 ids = b.column(0).to_numpy().copy()
-                out.put((ids, np.column_stack([c.to_numpy(zero_copy_only=False) for c in b.columns[1:]])))
+                out.put((ids, _column_major(b.columns[1:])))
             out.put(None)
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which raises it
             out.put(exc)
