@@ -192,7 +192,7 @@ def main() -> None:
     out = PROJECT_ROOT / "reports" / "bench.json"
     kept = json.loads(out.read_text()) if out.exists() else {}
     # A scale-1 run keeps the last large-scale figures (they take hours to remeasure), and a large-only run the rest.
-    kept = {k: v for k, v in kept.items() if large_only or "scale10" in k}
+    kept = {k: v for k, v in kept.items() if large_only or re.search(r"scale\d{2,}", k)}
 
     def save() -> None:
         out.write_text(json.dumps({**kept, **report}, indent=2, default=str) + "\n")
