@@ -21,12 +21,13 @@ from models_py.modeling import repeat_purchase
 from models_py.modeling.model import ScoringModel
 from models_py.modeling.score import (
     REASON_DECILES,
+    REASON_INDEX,
     REASONS,
-    SAMPLE_MODULUS,
     Scored,
     deciles,
     predict_probabilities,
     reasons_for,
+    sample_modulus,
     scores_table,
 )
 from models_py.warehouse import spark as spark_engine
@@ -68,7 +69,7 @@ def score(spark: SparkSession, cfg: Settings, model: ScoringModel, as_of: date, 
     visitor_id = scored["visitor_id"].to_numpy()
     p = scored["propensity"].to_numpy().astype(p_type)
     decile = deciles(visitor_id, p)
-    reasons = np.full((p.size, REASONS), -1, np.int32)
+    reasons = np.full((p.size, REASONS), -1, REASON_INDEX)
     explained = np.flatnonzero(decile <= REASON_DECILES)
     if explained.size:
         top = spark.createDataFrame(pd.DataFrame({"visitor_id": visitor_id[explained]}))
@@ -89,7 +90,7 @@ def score(spark: SparkSession, cfg: Settings, model: ScoringModel, as_of: date, 
         order = np.argsort(visitor_id)
         rows = order[np.searchsorted(visitor_id, explained_rows["visitor_id"].to_numpy(), sorter=order)]
         reasons[rows] = np.column_stack([explained_rows[f"r{k}"].to_numpy() for k in range(REASONS)])
-    sample = features.where(F.col("visitor_id") % SAMPLE_MODULUS == 0).toArrow()
+    sample = features.where(F.col("visitor_id") % sample_modulus(p.size) == 0).toArrow()
     sample_x = np.column_stack([sample[c].to_numpy(zero_copy_only=False) for c in columns]).astype(np.float32)
     return Scored(
         scores_table(model, as_of, run_id, visitor_id, p, decile, reasons),
