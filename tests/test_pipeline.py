@@ -208,6 +208,17 @@ def test_reason_codes_are_the_largest_contributions_in_order() -> None:
     assert _top_reasons(contrib).tolist() == [[1, 3, 4], [0, 1, 2], [4, 2, 0]]
 
 
+def test_the_drift_sample_is_a_fifth_of_the_visitors_thinned_to_a_million_in_a_larger_shop() -> None:
+    """Scale 1 keeps visitor_id % 5 == 0; a larger shop a multiple of 5, no sparser than the cap needs (scale 100's
+    fifth was 28M rows x 49 features)."""
+    from models_py.modeling.score import DRIFT_SAMPLE_ROWS, sample_modulus
+
+    assert sample_modulus(1_407_580) == 5
+    for visitors in (5_000_000, 5_000_001, 14_075_800, 140_758_000):
+        modulus = sample_modulus(visitors)
+        assert modulus % 5 == 0 and DRIFT_SAMPLE_ROWS / 2 < visitors / modulus <= DRIFT_SAMPLE_ROWS
+
+
 def test_scores_from_contributions_equal_the_models_predictions(pipeline) -> None:
     """score() derives probabilities from the contributions' sum; it must be the model's own prediction."""
     import xgboost as xgb
