@@ -46,9 +46,9 @@
 {%- endmacro %}
 
 {% macro events_to_roll_up(from_day) -%}
-    {#- A filter on stg_retailrocket__events for a daily rollup: from the start of shop day from_day (none: the first day) up
-        to the day var rollup_until_day, exclusive, when a large first night rolls its history up in chunks of days
-        (models_py/warehouse/build_plan.rollup_chunks); every loaded day otherwise. -#}
+    {#- A filter on stg_retailrocket__events for a daily rollup: from the start of shop day from_day (none: the
+        first day) up to the day var rollup_until_day, exclusive, when a large first night rolls its history up in
+        chunks of days (models_py/warehouse/build_plan.rollup_chunks); every loaded day otherwise. -#}
     {%- set until = var('rollup_until_day', none) -%}
     {%- set bounds = [] -%}
     {%- if from_day is not none -%}{%- do bounds.append('event_ms >= ' ~ day_start_ms(from_day)) -%}{%- endif -%}

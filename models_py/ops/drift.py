@@ -21,10 +21,9 @@ from models_py.errors import GateFailed
 from models_py.modeling import repeat_purchase
 from models_py.modeling.dataset import FEATURES_TABLE, to_matrix
 from models_py.modeling.population import edges_of, profile, psi, shares
+from models_py.modeling.score import SAMPLE_MODULUS
 from models_py.warehouse.connection import fetch_arrow
 from models_py.warehouse.schema import FEATURE_DRIFT, SCORE_DRIFT, SCORE_HISTORY
-
-SAMPLE_MODULUS = 5  # visitor_id % 5 = 0: a fifth of the visitors, the same ones every night
 
 
 @dataclass(frozen=True)
