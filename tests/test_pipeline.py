@@ -12,6 +12,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from jobs.nightly import run_nightly
@@ -21,7 +22,7 @@ from models_py.data.events_file import HEADER
 from models_py.modeling.calibration import LogOddsCalibration
 from models_py.modeling.dataset import VISITOR_SALT, hash_unit
 from models_py.ops import registry
-from models_py.warehouse import build_plan, connection, dbt, schema
+from models_py.warehouse import build_plan, connection, dbt, schema, serving
 from models_py.warehouse.connection import fetch_arrow, session
 from tests.helpers import cli as _cli
 from tests.helpers import served_sha
@@ -55,6 +56,9 @@ def test_serving_has_one_calibrated_row_per_eligible_visitor(pipeline) -> None:
     assert dates == 1 and versions == [champion] and deciles == 10
     for col in ("visitor_id", "as_of_date", "propensity", "decile", "segment", "model_version", "run_id", "scored_at"):
         assert col in cols
+    # In visitor id order, so that a lookup by visitor reads one row group (the scoring sorts; nothing re-sorts).
+    served_ids = pq.read_table(serving.ServingFiles(cfg.serving_path).current, columns=["visitor_id"])
+    assert np.all(np.diff(served_ids["visitor_id"].to_numpy()) > 0)
 
 
 def test_rerun_of_the_same_day_changes_nothing_and_forced_rerun_replaces(pipeline, own_world) -> None:
@@ -217,6 +221,51 @@ def test_the_drift_sample_is_a_fifth_of_the_visitors_thinned_to_a_million_in_a_l
     for visitors in (5_000_000, 5_000_001, 14_075_800, 140_758_000):
         modulus = sample_modulus(visitors)
         assert modulus % 5 == 0 and DRIFT_SAMPLE_ROWS / 2 < visitors / modulus <= DRIFT_SAMPLE_ROWS
+
+
+def test_deciles_are_the_ranks_by_probability_then_visitor_id_ties_at_the_edges_included() -> None:
+    """deciles() selects the nine edges instead of sorting every visitor; it must give what the full sort gives,
+    rank r (by probability desc, then visitor id) in decile r * 10 // n + 1, however ties fall across the edges."""
+    from models_py.modeling.score import deciles
+
+    rng = np.random.default_rng(11)
+    for trial in range(600):
+        n = int(rng.integers(1, 40)) if trial % 3 else int(rng.integers(40, 3000))
+        distinct = int(rng.integers(1, 12)) if trial % 2 else 10**9  # few values: ties straddle several edges
+        p = rng.integers(0, distinct, n) / distinct
+        visitor_id = rng.permutation(3 * n)[:n].astype(np.int64)
+        rank = np.empty(n, np.int64)
+        rank[np.lexsort((visitor_id, -p))] = np.arange(n)
+        assert deciles(visitor_id, p).tolist() == (rank * 10 // n + 1).tolist(), (n, distinct)
+
+
+@pytest.mark.parametrize("distinct_probabilities", [200, 1_000_000])
+def test_the_kept_rows_hold_the_whole_top_decile_with_its_ties_and_are_cut_a_few_times(
+    distinct_probabilities: int, monkeypatch
+) -> None:
+    """Scoring keeps the top decile's features while it streams the batches: every row at or above the final
+    edge must be kept with its own features, and the kept rows are cut a few times, not on every batch (that
+    copied every kept row again per batch, quadratic in the shop's size)."""
+    from models_py.modeling import score
+
+    rng = np.random.default_rng(7)
+    n, batch, keep = 200_000, 2_000, 20_000
+    ids = rng.permutation(n).astype(np.int64)
+    p = rng.integers(0, distinct_probabilities, n) / distinct_probabilities  # 200 values: heavy ties at the edge
+    cuts = []
+    cut = score._TopRows._cut
+    monkeypatch.setattr(score._TopRows, "_cut", lambda self: (cuts.append(self.rows), cut(self))[1])
+    top = score._TopRows(keep=keep)
+    for start in range(0, n, batch):
+        part = slice(start, start + batch)
+        top.add(ids[part], p[part], np.column_stack([ids[part], p[part]]).astype(np.float64))
+        assert top.rows <= max(top.cut_at, keep + keep // 4 + 1) + batch
+    kept_id, kept_x = top.take_rows()
+    edge = np.sort(p)[-keep]
+    assert sorted(kept_id.tolist()) == sorted(ids[p >= edge].tolist())
+    own_p = p[np.argsort(ids)][kept_id].astype(np.float32)  # each kept row has its own features
+    assert np.array_equal(kept_x[:, 0], kept_id) and np.array_equal(kept_x[:, 1], own_p)
+    assert len(cuts) <= 12 < n // batch
 
 
 def test_scores_from_contributions_equal_the_models_predictions(pipeline) -> None:

@@ -24,6 +24,7 @@ from models_py.modeling.score import (
     REASON_INDEX,
     REASONS,
     Scored,
+    by_visitor,
     deciles,
     predict_probabilities,
     reasons_for,
@@ -66,8 +67,7 @@ def score(spark: SparkSession, cfg: Settings, model: ScoringModel, as_of: date, 
     scored = features.mapInPandas(predict, "visitor_id long, propensity double").toArrow()
     if not scored.num_rows:
         raise JobFailed(f"no visitors to score at {as_of}: are features built for that date?")
-    visitor_id = scored["visitor_id"].to_numpy()
-    p = scored["propensity"].to_numpy().astype(p_type)
+    visitor_id, p = by_visitor(scored["visitor_id"].to_numpy(), scored["propensity"].to_numpy().astype(p_type))
     decile = deciles(visitor_id, p)
     reasons = np.full((p.size, REASONS), -1, REASON_INDEX)
     explained = np.flatnonzero(decile <= REASON_DECILES)
@@ -87,8 +87,7 @@ def score(spark: SparkSession, cfg: Settings, model: ScoringModel, as_of: date, 
         explained_rows = features.join(top, "visitor_id").mapInPandas(explain, schema).toArrow()
         if explained_rows.num_rows != explained.size:
             raise JobFailed(f"reason codes came back for {explained_rows.num_rows:,} of {explained.size:,} visitors")
-        order = np.argsort(visitor_id)
-        rows = order[np.searchsorted(visitor_id, explained_rows["visitor_id"].to_numpy(), sorter=order)]
+        rows = np.searchsorted(visitor_id, explained_rows["visitor_id"].to_numpy())  # visitor_id is sorted
         reasons[rows] = np.column_stack([explained_rows[f"r{k}"].to_numpy() for k in range(REASONS)])
     sample = features.where(F.col("visitor_id") % sample_modulus(p.size) == 0).toArrow()
     sample_x = np.column_stack([sample[c].to_numpy(zero_copy_only=False) for c in columns]).astype(np.float32)

@@ -105,8 +105,10 @@ def _durable(path: Path) -> None:
 def _write_night(con: duckdb.DuckDBPyConnection, files: ServingFiles, as_of: date, run_id: str) -> None:
     tmp = files.nights / f".{files.night(as_of).name}.{run_id}.tmp"
     try:
+        # In the history's order, which is visitor id order (scoring sorts the night's rows; DuckDB keeps insertion
+        # order): an ORDER BY here sorted every column of the night again.
         con.execute(
-            f"""copy (select {COLUMNS} from {SCORE_HISTORY} where as_of_date = ? order by visitor_id)
+            f"""copy (select {COLUMNS} from {SCORE_HISTORY} where as_of_date = ?)
                 to {sql_path(tmp)} (format parquet, compression zstd)""",
             [as_of],
         )
