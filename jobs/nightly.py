@@ -110,7 +110,7 @@ def _score_and_publish(con, cfg: Settings, summary: RunSummary, say: Callable[[s
     every gate has passed, so a night that fails a gate leaves the champion as it was."""
     model = registry.load_version(con, winner) if winner else _model_of_then(con, cfg, summary, say)
     summary.model_version = model.version
-    previous = publish.previous_scores(con, summary.as_of, model.version)
+    previous = publish.previous_scores(con, cfg, summary.as_of, model.version)
     with stage(summary, "validate features", say):
         eligible = gates.check_features(con, cfg, summary.run_id, summary.as_of, previous)
     with ExitStack() as stack:  # the Spark engine's session lives from scoring to publishing
@@ -135,8 +135,8 @@ def _score_and_publish(con, cfg: Settings, summary: RunSummary, say: Callable[[s
         with stage(summary, "publish", say):
             if on_spark:
                 score_in_spark.write_scores_table(on_spark, cfg, scored.scores)
-            publish.write_history(con, scored.scores, summary.as_of)
-            serving.publish(con, cfg, summary.as_of, publish.latest_scored_date(con), summary.run_id)
+            publish.write_history(cfg, scored.scores, summary.as_of)
+            serving.publish(cfg, summary.as_of, publish.latest_scored_date(cfg), summary.run_id)
 
 
 def _model_of_then(con, cfg: Settings, summary: RunSummary, say: Callable[[str], None]):
@@ -166,9 +166,7 @@ def _model_of_then(con, cfg: Settings, summary: RunSummary, say: Callable[[str],
 def _refresh_report(con, cfg: Settings, run_id: str, say: Callable[[str], None]):
     """The report with tonight's model and drift sections; a broken chart must not fail a published run."""
     try:
-        return report.refresh(
-            con, cfg.reports_dir, cfg.calendar, run_id, f"Purchase propensity report, nightly run {run_id}"
-        )
+        return report.refresh(con, cfg, run_id, f"Purchase propensity report, nightly run {run_id}")
     except Exception as exc:  # noqa: BLE001
         say(f"warning: the report was not refreshed: {type(exc).__name__}: {exc}")
         return None

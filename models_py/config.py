@@ -95,6 +95,12 @@ class Settings:
         return self.spark_dir / "tables"
 
     @property
+    def score_history_dir(self) -> Path:
+        """Every scored night as a Parquet file beside the warehouse (ml.visitor_propensity_score_history reads
+        them): a night writes one file instead of inserting millions of strings into the warehouse."""
+        return self.warehouse_path.with_name(f"{self.warehouse_path.stem}_score_history")
+
+    @property
     def truth_dir(self) -> Path:
         return self.data_dir / "truth"
 

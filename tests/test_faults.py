@@ -188,7 +188,7 @@ def test_4_unload_takes_a_load_out_and_the_next_night_rebuilds(own_world) -> Non
 # 5 -- only complete files are loaded
 def test_5_a_file_still_being_written_loads_nothing_and_loads_once_complete(tmp_path: Path) -> None:
     con = duckdb.connect()
-    schema.ensure(con)
+    schema.ensure(con, tmp_path / "score_history")
     day = tmp_path / "events_2015-09-18.csv"
     day.write_text(f"{HEADER}\n1442548800000,1,view,2,\n1442548900000,1,transaction,2,887")  # cut in its last field
     with pytest.raises(landing.IngestError, match="does not end with a newline"):
@@ -329,7 +329,7 @@ def test_10_psi_sees_activity_vanishing_or_growing_tenfold() -> None:
     assert psi(ref_shares, shares(reference * 10, edges)) > 0.5  # the active few grow tenfold
 
 
-def test_10_a_visitors_age_drifts_by_design_and_never_stops_a_night() -> None:
+def test_10_a_visitors_age_drifts_by_design_and_never_stops_a_night(tmp_path: Path) -> None:
     """Against the training population, days_since_first_event drifts as the shop ages (in a shop whose visitors all
     arrived early, every night): its drift is stored and warned about, never a failed gate; other features fail."""
     from dataclasses import replace
@@ -347,7 +347,7 @@ def test_10_a_visitors_age_drifts_by_design_and_never_stops_a_night() -> None:
                                                  validation_as_of_date="2015-01-01"))  # fmt: skip
     cfg = settings()
     con = duckdb.connect()
-    schema.ensure(con)
+    schema.ensure(con, tmp_path / "score_history")
     found = {d.name: d for d in drift.feature_drift(con, cfg, "r1", date(2015, 6, 1), model, now)}
     assert found["days_since_first_event"].psi > cfg.drift_fail_psi
     assert found["days_since_first_event"].status == "warn"

@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import duckdb
+import pyarrow.parquet as pq
 import pytest
 
 from models_py.config import settings
@@ -17,6 +18,7 @@ from models_py.modeling import train
 from models_py.ops import promotion, registry
 from models_py.warehouse import publish
 from models_py.warehouse.connection import session
+from models_py.warehouse.schema import score_history_file
 from tests.helpers import cli, land_next_day, served_sha, sha
 
 KILL_POINTS = (
@@ -170,17 +172,23 @@ def test_unwritable_or_full_serving_paths_give_a_clear_error_and_keep_the_old_fi
     blocker = cfg.data_dir / "a-file"
     blocker.write_text("not a folder")
     unwritable = replace(cfg, serving_path=blocker / "serving.duckdb")
-    with session(cfg) as con:
-        day = publish.latest_scored_date(con)
+    with session(cfg):
+        day = publish.latest_scored_date(cfg)
         with pytest.raises(serving.PublishError, match="cannot write the serving files .*a-file/serving.duckdb"):
-            serving.publish(con, unwritable, day, day, "r1")
+            serving.publish(unwritable, day, day, "r1")
 
         def full_disk(*_args, **_kwargs):
             raise OSError(errno.ENOSPC, "No space left on device")
 
         monkeypatch.setattr(serving.os, "replace", full_disk)
         with pytest.raises(serving.PublishError, match="the disk is full"):
-            serving.publish(con, cfg, day, day, "r2")
+            serving.publish(cfg, day, day, "r2")
+        night = score_history_file(cfg.score_history_dir, day)
+        kept = sha(night)
+        scores = pq.read_table(night, read_dictionary=["segment", "reason_1", "reason_2", "reason_3"])
+        with pytest.raises(serving.PublishError, match="cannot write the score history .*the disk is full"):
+            publish.write_history(cfg, scores.slice(0, 10), day)
+        assert sha(night) == kept and not list(cfg.score_history_dir.glob(".*.tmp"))
     assert {p: sha(p) for p in served} == served
     assert not list(files.folder.rglob(".*.tmp")) and not list(cfg.serving_path.parent.glob(".*.tmp"))
 
@@ -223,7 +231,7 @@ def test_drift_is_measured_and_stored_by_the_nightly_run(pipeline) -> None:
 def test_promotion_needs_the_margin_and_people_can_promote_and_roll_back(world, monkeypatch) -> None:
     with session(settings()) as con:
         champion = registry.champion(con)[0]
-        as_of = publish.latest_scored_date(con)
+        as_of = publish.latest_scored_date(settings())
         monkeypatch.setenv("PROPENSITY_PROMOTION_MARGIN", "1.0")  # no model beats another by a whole AUC
         monkeypatch.setenv("PROPENSITY_TRAINING_CUTOFFS", "2")  # a different model from the champion
         meta = registry.store(con, settings(), train.train(con, as_of, settings()), as_of)
@@ -273,6 +281,35 @@ def test_backfill_runs_days_in_order_and_serving_keeps_the_latest_day(world) -> 
     assert too_late.returncode == 2 and "after the last landed shop day" in too_late.stderr
 
 
+def test_the_score_history_is_a_file_a_night_and_an_older_warehouses_table_becomes_files(tmp_path: Path) -> None:
+    """A warehouse from before keeps its history as a table: the next session writes each day to its own file, drops
+    the table and reads the files through a view of the same name and columns; a moved warehouse reads its own."""
+    from models_py.warehouse import schema
+
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+        body = ", ".join(f"{c} {t}" for c, t in schema.SCORE_HISTORY_COLUMNS)
+        con.execute(f"create schema ml; create table {schema.SCORE_HISTORY} ({body})")
+        con.execute(
+            f"""insert into {schema.SCORE_HISTORY} select 10 - i, date '2015-09-01' + cast(i % 2 as integer),
+                i / 10, 1 + i % 10, 'warm', case when i < 3 then 'num_views_7d' end, null, null, 'm1', 'r1',
+                timestamp '2015-09-02 05:00' from range(10) t(i)"""
+        )
+        rows = con.execute(f"select * from {schema.SCORE_HISTORY} order by all").fetchall()
+        columns = con.execute(f"describe {schema.SCORE_HISTORY}").fetchall()
+        schema.ensure(con, tmp_path / "history")
+        assert con.execute(f"select * from {schema.SCORE_HISTORY} order by all").fetchall() == rows
+        assert [c[:2] for c in con.execute(f"describe {schema.SCORE_HISTORY}").fetchall()] == [c[:2] for c in columns]
+        assert con.execute("select count(*) from duckdb_tables() where table_name = 'visitor_propensity_score_history'"
+                           ).fetchone() == (0,)  # fmt: skip
+        written = sorted(p.name for p in (tmp_path / "history").glob("scores_*.parquet"))
+        assert written == ["scores_2015-09-01.parquet", "scores_2015-09-02.parquet"]
+        night = pq.read_table(tmp_path / "history" / written[0])
+        assert night["visitor_id"].to_pylist() == sorted(night["visitor_id"].to_pylist())  # in visitor order
+
+        schema.ensure(con, tmp_path / "moved")  # the warehouse now lives elsewhere, with no night scored yet
+        assert con.execute(f"select count(*), max(as_of_date) from {schema.SCORE_HISTORY}").fetchone() == (0, None)
+
+
 def test_landing_files_that_point_outside_the_landing_folder_are_refused(tmp_path: Path) -> None:
     from models_py.data.landing import IngestError, ready_files
 
@@ -309,7 +346,7 @@ def test_the_spark_sources_get_each_run_once_and_lose_nothing(tmp_path: Path, mo
     cfg = settings()
     events = cfg.spark_sources_dir / "raw.events"
     with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
-        schema.ensure(con)
+        schema.ensure(con, cfg.score_history_dir)
         for run, first_ms in (("run-a", 1_000), ("run-b", 5_000)):
             con.execute(f"insert into raw.events select {first_ms} + i, i, 'view', 1, null from range(3) t(i)")
             con.execute(

@@ -340,7 +340,7 @@ def test_a_first_night_parses_one_file_at_a_time_and_loads_a_row_repeated_across
 
     monkeypatch.setattr(events_file, "read_events", tracked)
     con = duckdb.connect()
-    schema.ensure(con)
+    schema.ensure(con, tmp_path / "score_history")
     result = ingest.ingest(con, [*days, twin], "r1", settings().calendar)
     assert sum(sizes) > 20 * max(sizes)  # held all at once, the files would show
     assert max(held) - held[0] < 3 * max(sizes)

@@ -108,3 +108,4 @@ def test_the_nightly_job_on_spark_publishes_the_scores_duckdb_publishes(
         assert build_plan.built(con, build_plan.FEATURES_MART) == set()
     assert not (cfg.spark_tables_dir / "marts.db").exists()
     assert sorted(p.name for p in spark_history.glob("as_of_date=*")) == [f"as_of_date={first.as_of}"]
+    assert sorted(p.name for p in cfg.score_history_dir.glob("scores_*")) == [f"scores_{first.as_of}.parquet"]

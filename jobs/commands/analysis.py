@@ -87,11 +87,11 @@ def companion_agreement(
     from models_py.modeling.companion_agreement import measure, night_model_version
     from models_py.ops import registry
     from models_py.warehouse.connection import session
-    from models_py.warehouse.schema import SCORE_HISTORY
+    from models_py.warehouse.schema import SCORE_HISTORY, scored_days
 
     cfg = settings()
     with session(cfg, read_only=True) as con:
-        night = parse_date(as_of) or con.execute(f"select max(as_of_date) from {SCORE_HISTORY}").fetchone()[0]
+        night = parse_date(as_of) or max(scored_days(cfg.score_history_dir), default=None)
         if night is None:
             raise BadInputError(f"{SCORE_HISTORY} is empty: run the nightly job first")
         result = measure(con, registry.load_version(con, night_model_version(con, night)), night, cfg.threads)
@@ -114,7 +114,7 @@ def report() -> None:
     cfg = settings()
     run_id = new_run_id()
     with session(cfg, read_only=True) as con:
-        index = report_mod.refresh(con, cfg.reports_dir, cfg.calendar, run_id, f"Purchase propensity report {run_id}")
+        index = report_mod.refresh(con, cfg, run_id, f"Purchase propensity report {run_id}")
     typer.echo(f"report: {index}")
 
 

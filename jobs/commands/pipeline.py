@@ -82,7 +82,7 @@ def score(as_of: str = typer.Option(None, help=AS_OF_HELP + " (default: latest).
                 score_in_spark.write_scores_table(on_spark, cfg, scores)
         else:
             scores = score_mod.score(con, model, day, new_run_id(), cfg.score_batch_rows, cfg.threads).scores
-        publish.write_history(con, scores, day)
+        publish.write_history(cfg, scores, day)
     typer.echo(f"scored {scores.num_rows:,} visitors as of {day} with {model.version}")
 
 
@@ -96,11 +96,11 @@ def publish(as_of: str = typer.Option(None, help=AS_OF_HELP + " (default: the la
     from models_py.warehouse.connection import session
 
     cfg = settings()
-    with session(cfg) as con:
-        latest = publish_mod.latest_scored_date(con)
+    with session(cfg):  # the writer's lock; an older warehouse's score history becomes files first
+        latest = publish_mod.latest_scored_date(cfg)
         day = parse_date(as_of) or latest
-        publish_mod.check_scored(con, day)
-        path = serving.publish(con, cfg, day, latest, new_run_id())
+        publish_mod.check_scored(cfg, day)
+        path = serving.publish(cfg, day, latest, new_run_id())
     typer.echo(f"published scores as of {day} to {path}")
 
 
@@ -163,13 +163,13 @@ def validate(as_of: str = typer.Option(None, help=AS_OF_HELP + " (default: the l
     cfg = settings()
     run_id = new_run_id()
     with session(cfg) as con:
-        day = parse_date(as_of) or publish_mod.latest_scored_date(con)
+        day = parse_date(as_of) or publish_mod.latest_scored_date(cfg)
         if day is None:
             raise JobFailed("nothing scored yet: run `propensity nightly` first")
         model = registry.load_champion(con)
         if model is None:
             raise JobFailed("no champion model: run `propensity train` first")
-        previous = publish_mod.previous_scores(con, day, model.version)
+        previous = publish_mod.previous_scores(con, cfg, day, model.version)
         eligible = gates.check_features(con, cfg, run_id, day, previous)
         sample = drift.mart_sample(con, model, day)
         drift.check_feature_drift(con, cfg, run_id, day, model, sample, say)

@@ -22,6 +22,7 @@ from models_py.modeling import repeat_purchase
 from models_py.modeling.dataset import FEATURES_TABLE, to_matrix
 from models_py.modeling.population import edges_of, profile, psi, shares
 from models_py.modeling.score import SAMPLE_MODULUS
+from models_py.warehouse import publish
 from models_py.warehouse.connection import fetch_arrow
 from models_py.warehouse.schema import FEATURE_DRIFT, SCORE_DRIFT, SCORE_HISTORY
 
@@ -62,6 +63,7 @@ def score_drift(
     con: duckdb.DuckDBPyConnection,
     run_id: str,
     as_of: date,
+    previous_day: date | None,
     scores: np.ndarray,
     warn: float,
     fail: float,
@@ -69,12 +71,12 @@ def score_drift(
 ) -> Drift | None:
     """PSI of tonight's propensities against the last scored day before tonight, when the same model scored it
     (None on the first night, or after a change of model, which may rightly move every score)."""
-    previous_day, previous_model = con.execute(
-        f"""select as_of_date, max(model_version) from {SCORE_HISTORY}
-            where as_of_date = (select max(as_of_date) from {SCORE_HISTORY} where as_of_date < ?) group by 1""",
-        [as_of],
-    ).fetchone() or (None, None)
-    if previous_day is None or (model_version is not None and previous_model != model_version):
+    if previous_day is None:
+        return None
+    previous_model = con.execute(
+        f"select max(model_version) from {SCORE_HISTORY} where as_of_date = ?", [previous_day]
+    ).fetchone()[0]
+    if model_version is not None and previous_model != model_version:
         return None
     previous = con.execute(f"select propensity from {SCORE_HISTORY} where as_of_date = ?", [previous_day]).fetchnumpy()
     previous = previous["propensity"]
@@ -142,7 +144,10 @@ def check_score_drift(
     say: Callable[[str], None],
     model_version: str | None = None,
 ) -> None:
-    shifted = score_drift(con, run_id, as_of, propensity, cfg.drift_warn_psi, cfg.drift_fail_psi, model_version)
+    previous_day = publish.previous_scored_date(cfg, as_of)
+    shifted = score_drift(
+        con, run_id, as_of, previous_day, propensity, cfg.drift_warn_psi, cfg.drift_fail_psi, model_version
+    )
     if shifted:
         raise_if_drifted([shifted], f"scores as of {as_of} vs the previous day", cfg.drift_fail_psi)
         say(f"  score drift vs the previous day: PSI {shifted.psi:.3f} ({shifted.status})")

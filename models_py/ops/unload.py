@@ -20,7 +20,7 @@ from models_py.errors import BadInputError
 from models_py.ops import registry
 from models_py.transaction import transaction
 from models_py.warehouse import build_plan, dbt, spark
-from models_py.warehouse.schema import MODEL_REGISTRY, SCORE_HISTORY
+from models_py.warehouse.schema import MODEL_REGISTRY, SCORE_HISTORY, score_history_file, scored_days
 from models_py.warehouse.serving import ServingFiles
 
 
@@ -52,15 +52,14 @@ def unload(con: duckdb.DuckDBPyConnection, cfg: Settings, file_name: str) -> Unl
         events = con.execute("select count(*) from raw.events where timestamp >= ?", [cut_ms]).fetchone()[0]
         con.execute("delete from raw.events where timestamp >= ?", [cut_ms])
         con.execute("delete from raw.load_log where kind = 'events' and loaded_at >= ?", [since])
-        scored = con.execute(
-            f"select distinct as_of_date from {SCORE_HISTORY} where as_of_date > ?", [first_day]
-        ).fetchall()
-        con.execute(f"delete from {SCORE_HISTORY} where as_of_date > ?", [first_day])
+        scored = [day for day in scored_days(cfg.score_history_dir) if day > first_day]
         withdrawn = [r[0] for r in con.execute(
             f"update {MODEL_REGISTRY} set status = 'withdrawn', status_changed_at = now() "
             "where as_of_date > ? returning model_version", [first_day]
         ).fetchall()]  # fmt: skip
         build_plan.drop_derived(con)  # the rollups and folded states saw the events: the next build starts over
+        for day in scored:  # last, once every statement has run: the history is files beside the warehouse
+            score_history_file(cfg.score_history_dir, day).unlink(missing_ok=True)
     champion = registry.champion(con)
     if champion is None:
         fallback = con.execute(
@@ -70,7 +69,7 @@ def unload(con: duckdb.DuckDBPyConnection, cfg: Settings, file_name: str) -> Unl
             registry.set_champion(con, fallback[0])
         else:  # no model from before: the next night trains one; on-demand scoring has none meanwhile
             (cfg.models_dir / registry.CHAMPION_POINTER).unlink(missing_ok=True)
-    for (day,) in scored:
+    for day in scored:
         ServingFiles(cfg.serving_path).night(day).unlink(missing_ok=True)
         shutil.rmtree(spark.table_folder(cfg, SCORE_HISTORY) / f"as_of_date={day}", ignore_errors=True)
     now = registry.champion(con)

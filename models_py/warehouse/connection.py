@@ -111,7 +111,7 @@ def session(cfg: Settings, read_only: bool = False, create: bool = False) -> Ite
     )
     try:
         if not read_only:
-            schema.ensure(con)
+            schema.ensure(con, cfg.score_history_dir)
         yield con
     finally:
         con.close()

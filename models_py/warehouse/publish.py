@@ -1,59 +1,77 @@
-"""Scores back into the warehouse: every scored day in ml.visitor_propensity_score_history, and what tonight is
-compared with. What marketing reads is written from here by ``serving``."""
+"""Scores back into the warehouse: every scored day in ml.visitor_propensity_score_history (a view over one Parquet
+file a night, see schema.SCORE_HISTORY_COLUMNS), and what tonight is compared with. What marketing reads is
+published from here by ``serving``."""
 
 from __future__ import annotations
 
+import os
 from datetime import date
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from models_py.config import Settings
 from models_py.errors import BadInputError
-from models_py.transaction import transaction
 from models_py.warehouse.schema import SCORE_HISTORY as HISTORY_TABLE
-from models_py.warehouse.serving import served
+from models_py.warehouse.schema import SCORE_HISTORY_COLUMNS, score_history_file, scored_days
+from models_py.warehouse.serving import durable, served, write_failure
 
 
-def write_history(con: duckdb.DuckDBPyConnection, scores: pa.Table, as_of: date) -> None:
-    """Replace the as-of date's rows in one transaction: a rerun never duplicates a day."""
-    con.register("new_scores", scores)
+def write_history(cfg: Settings, scores: pa.Table, as_of: date) -> None:
+    """The as-of date's file, written under a temporary name, made durable and renamed over any earlier one: a rerun
+    replaces its day, and a reader sees the old night or the new one, never a part."""
+    columns = [c for c, _ in SCORE_HISTORY_COLUMNS]
+    if scores.column_names != columns:
+        raise ValueError(f"scores have columns {scores.column_names}, the score history {columns}")
+    target = score_history_file(cfg.score_history_dir, as_of)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
-        with transaction(con):
-            con.execute(f"delete from {HISTORY_TABLE} where as_of_date = ?", [as_of])
-            con.execute(f"insert into {HISTORY_TABLE} by name select * from new_scores")
+        # Row groups of ~1M rows: a reader of one visitor range skips the rest (the rows are in visitor order).
+        pq.write_table(scores, tmp, compression="zstd", row_group_size=1 << 20)
+        durable(tmp)
+        os.replace(tmp, target)
+    except OSError as exc:
+        raise write_failure(f"the score history {target}", exc) from exc
     finally:
-        con.unregister("new_scores")
+        tmp.unlink(missing_ok=True)
 
 
-def check_scored(con: duckdb.DuckDBPyConnection, as_of: date | None) -> None:
+def check_scored(cfg: Settings, as_of: date | None) -> None:
     """Only a scored day can be published: anything else would serve an empty table."""
-    first, last, days = con.execute(f"select min(as_of_date), max(as_of_date), count(distinct as_of_date) "
-                                    f"from {HISTORY_TABLE}").fetchone()  # fmt: skip
-    if as_of is None or not con.execute(f"select 1 from {HISTORY_TABLE} where as_of_date = ? limit 1",
-                                        [as_of]).fetchone():  # fmt: skip
-        scored = f"the {days} scored day(s) run from {first} to {last}" if days else "nothing is scored yet"
+    days = scored_days(cfg.score_history_dir)
+    if as_of is None or as_of not in days:
+        scored = f"the {len(days)} scored day(s) run from {days[0]} to {days[-1]}" if days else "nothing is scored yet"
         raise BadInputError(f"no scores as of {as_of} to publish: {scored}. Score the day first (`propensity score "
                             "--as-of` or `propensity backfill`)")  # fmt: skip
 
 
-def latest_scored_date(con: duckdb.DuckDBPyConnection) -> date:
+def latest_scored_date(cfg: Settings) -> date | None:
     """What the serving table shows: the newest scored day (a backfill of older days never replaces it)."""
-    return con.execute(f"select max(as_of_date) from {HISTORY_TABLE}").fetchone()[0]
+    days = scored_days(cfg.score_history_dir)
+    return days[-1] if days else None
+
+
+def previous_scored_date(cfg: Settings, as_of: date) -> date | None:
+    """The last scored day before ``as_of``: what tonight is compared with."""
+    days = [d for d in scored_days(cfg.score_history_dir) if d < as_of]
+    return days[-1] if days else None
 
 
 def previous_scores(
-    con: duckdb.DuckDBPyConnection, as_of: date, model_version: str | None = None
+    con: duckdb.DuckDBPyConnection, cfg: Settings, as_of: date, model_version: str | None = None
 ) -> tuple[int, float | None] | None:
     """Row count and mean propensity of the last scored day before ``as_of`` (what tonight is compared with). The
     mean is compared only between scores of the same model (``model_version``): another model may rightly shift it
     (a new champion, a backfill scoring past days with the model of then)."""
+    day = previous_scored_date(cfg, as_of)
+    if day is None:
+        return None
     row = con.execute(
-        f"""select count(*), avg(propensity), max(model_version) = ? from {HISTORY_TABLE}
-            where as_of_date = (select max(as_of_date) from {HISTORY_TABLE} where as_of_date < ?)""",
-        [model_version, as_of],
+        f"select count(*), avg(propensity), max(model_version) = ? from {HISTORY_TABLE} where as_of_date = ?",
+        [model_version, day],
     ).fetchone()
-    if not row or not row[0]:
+    if not row[0]:
         return None
     return row[0], (row[1] if model_version is None or row[2] else None)
 

@@ -8,13 +8,15 @@ Parquet files in the folder beside it (``serving/`` for ``serving.duckdb``):
 A view reads its file when a query runs, so a reader that keeps its connection open (a BI tool, a pool) sees each new
 night on its next query, and a query never mixes two nights (a rename swaps the whole file; an open file stays
 readable). The DuckDB file itself is written once and replaced only when its layout changes. The full score history
-stays in the warehouse (ml.visitor_propensity_score_history).
+stays beside the warehouse (ml.visitor_propensity_score_history, one Parquet file a night): a served night is a
+second name of its history file (a copy only across file systems), so publishing writes no scores.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import shutil
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -26,14 +28,10 @@ from models_py import faults
 from models_py.config import Settings
 from models_py.errors import JobFailed
 from models_py.warehouse.connection import sql_path
-from models_py.warehouse.schema import SCORE_HISTORY
+from models_py.warehouse.schema import score_history_file
 
 LAYOUT_VERSION = 1
 SCORES, HISTORY = "visitor_propensity_scores", "visitor_propensity_score_history"
-COLUMNS = (
-    "visitor_id, as_of_date, propensity, decile, segment, "
-    "reason_1, reason_2, reason_3, model_version, run_id, scored_at"
-)
 
 
 class PublishError(JobFailed):
@@ -72,50 +70,40 @@ def served(cfg: Settings) -> tuple[date, str] | None:
     return row["as_of_date"], str(row["run_id"])
 
 
-def publish(con: duckdb.DuckDBPyConnection, cfg: Settings, as_of: date, serve_from: date, run_id: str) -> Path:
-    """Write the night ``as_of`` from the warehouse's score history, and serve ``serve_from`` (the newest scored day:
-    a backfilled older day joins the history without replacing tonight's scores)."""
+def publish(cfg: Settings, as_of: date, serve_from: date, run_id: str) -> Path:
+    """Add the night ``as_of`` (its score history file, under a second name), and serve ``serve_from`` (the newest
+    scored day: a backfilled older day joins the history without replacing tonight's scores)."""
     files = ServingFiles(cfg.serving_path)
     try:
         files.nights.mkdir(parents=True, exist_ok=True)
         for stale in [*files.folder.glob(".*.tmp"), *files.nights.glob(".*.tmp"), *cfg.serving_path.parent.glob(
                 f".{cfg.serving_path.name}.*.tmp")]:  # fmt: skip
             stale.unlink(missing_ok=True)  # left by a run that was killed while publishing
-        _write_night(con, files, as_of, run_id)
+        _replace(score_history_file(cfg.score_history_dir, as_of), files.night(as_of), run_id)
         faults.point("publish:swap")
         if serve_from == as_of:
             _replace(files.night(as_of), files.current, run_id)
         _keep_newest_nights(files, cfg.serving_nights, keep=serve_from)
         ensure_database(files, run_id)
     except (OSError, duckdb.IOException) as exc:
-        full = (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or "No space left" in str(exc)
-        raise PublishError(
-            f"cannot write the serving files {cfg.serving_path} ({files.folder}): "
-            + ("the disk is full" if full else str(getattr(exc, "strerror", None) or exc))
-            + "; what marketing reads is untouched, free space or fix the path and rerun"
-        ) from exc
+        raise write_failure(f"the serving files {cfg.serving_path} ({files.folder})", exc) from exc
     return cfg.serving_path
 
 
-def _durable(path: Path) -> None:
+def write_failure(what: str, exc: OSError | duckdb.Error) -> PublishError:
+    """The error of a write that failed, saying whether the disk is full; nothing marketing reads has changed."""
+    full = (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or "No space left" in str(exc)
+    return PublishError(
+        f"cannot write {what}: "
+        + ("the disk is full" if full else str(getattr(exc, "strerror", None) or exc))
+        + "; what marketing reads is untouched, free space or fix the path and rerun"
+    )
+
+
+def durable(path: Path) -> None:
+    """On disk before it is renamed into place: a crash leaves the old file or the whole new one."""
     with open(path, "rb") as fh:
         os.fsync(fh.fileno())
-
-
-def _write_night(con: duckdb.DuckDBPyConnection, files: ServingFiles, as_of: date, run_id: str) -> None:
-    tmp = files.nights / f".{files.night(as_of).name}.{run_id}.tmp"
-    try:
-        # In the history's order, which is visitor id order (scoring sorts the night's rows; DuckDB keeps insertion
-        # order): an ORDER BY here sorted every column of the night again.
-        con.execute(
-            f"""copy (select {COLUMNS} from {SCORE_HISTORY} where as_of_date = ?)
-                to {sql_path(tmp)} (format parquet, compression zstd)""",
-            [as_of],
-        )
-        _durable(tmp)
-        os.replace(tmp, files.night(as_of))
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _replace(source: Path, target: Path, run_id: str) -> None:
@@ -125,8 +113,8 @@ def _replace(source: Path, target: Path, run_id: str) -> None:
         try:
             os.link(source, tmp)
         except OSError:
-            tmp.write_bytes(source.read_bytes())
-            _durable(tmp)
+            shutil.copyfile(source, tmp)
+            durable(tmp)
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
@@ -159,7 +147,7 @@ def ensure_database(files: ServingFiles, run_id: str) -> None:
             con.execute(f"create view {HISTORY} as select * from read_parquet({sql_path(files.nights / '*.parquet')})")
             con.execute("create table serving_layout as select ? as version, ? as folder",
                         [LAYOUT_VERSION, str(files.folder)])  # fmt: skip
-        _durable(tmp)
+        durable(tmp)
         os.replace(tmp, files.database)
     finally:
         tmp.unlink(missing_ok=True)

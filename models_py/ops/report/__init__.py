@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import html
 import json
+from datetime import date
 from pathlib import Path
 
 import duckdb
 
-from models_py.config import PROJECT_ROOT
+from models_py.config import PROJECT_ROOT, Settings
 from models_py.ops import results
 from models_py.ops.report.backtest import backtest_section, ceiling_section
 from models_py.ops.report.marketing import marketing_section
 from models_py.ops.report.page import STYLE, Page
 from models_py.ops.report.sections import data_section, drift_section, model_section
 from models_py.shop_calendar import ShopCalendar
+from models_py.warehouse.schema import scored_days
 
 
 def write_report(
@@ -24,10 +26,12 @@ def write_report(
     backtest_summary: dict | None,
     title: str,
     ceiling: dict | None = None,
+    scored: list[date] | None = None,
 ) -> Path:
+    """The report page; ``scored`` are the scored days in order (schema.scored_days), for tonight's audiences."""
     folder.mkdir(parents=True, exist_ok=True)
     page = Page(folder, cache=folder.parent / ".charts")
-    marketing_section(page, con)
+    marketing_section(page, con, scored or [])
     data_section(page, con)
     model_section(page, con)
     drift_section(page, con)
@@ -51,12 +55,13 @@ def write_report(
 SHIPPED = PROJECT_ROOT / "reports"  # the scale-1 backtest and ceiling kept in git
 
 
-def refresh(con: duckdb.DuckDBPyConnection, reports_dir: Path, calendar: ShopCalendar, run_id: str, title: str) -> Path:
+def refresh(con: duckdb.DuckDBPyConnection, cfg: Settings, run_id: str, title: str) -> Path:
     """The report of a run, with the latest saved backtest and ceiling; without one run here, the ones measured on
     the simulated scale-1 shop and shipped with the project (said so on the page)."""
-    backtest = results.latest(reports_dir, "backtests") or _shipped("backtest_scale1.json")
-    ceiling = results.latest(reports_dir, "ceilings") or _shipped("ceiling_scale1.json")
-    return write_report(con, reports_dir / run_id, calendar, backtest, title, ceiling)
+    backtest = results.latest(cfg.reports_dir, "backtests") or _shipped("backtest_scale1.json")
+    ceiling = results.latest(cfg.reports_dir, "ceilings") or _shipped("ceiling_scale1.json")
+    scored = scored_days(cfg.score_history_dir)
+    return write_report(con, cfg.reports_dir / run_id, cfg.calendar, backtest, title, ceiling, scored)
 
 
 def _shipped(name: str) -> dict | None:

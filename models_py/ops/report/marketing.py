@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import duckdb
 
 from models_py.ops.report.page import Page, table
@@ -26,10 +28,9 @@ EXAMPLE_SQL = (
 )
 
 
-def marketing_section(page: Page, con: duckdb.DuckDBPyConnection) -> None:
-    nights = [r[0] for r in con.execute(
-        f"select distinct as_of_date from {SCORE_HISTORY} order by 1 desc limit 2"
-    ).fetchall()]  # fmt: skip
+def marketing_section(page: Page, con: duckdb.DuckDBPyConnection, scored: list[date]) -> None:
+    """Tonight's audiences; ``scored``: the scored days in order (schema.scored_days)."""
+    nights = scored[::-1][:2]
     if not nights:
         page.section("Tonight's audiences", "<p>Nothing scored yet: run <code>propensity nightly</code>.</p>")
         return
