@@ -186,6 +186,8 @@ def test_unwritable_or_full_serving_paths_give_a_clear_error_and_keep_the_old_fi
         night = score_history_file(cfg.score_history_dir, day)
         kept = sha(night)
         scores = pq.read_table(night, read_dictionary=["segment", "reason_1", "reason_2", "reason_3"])
+        stale = cfg.score_history_dir / f".{night.name}.1.tmp"  # left by a run killed while writing
+        stale.write_bytes(b"partial")
         with pytest.raises(serving.PublishError, match="cannot write the score history .*the disk is full"):
             publish.write_history(cfg, scores.slice(0, 10), day)
         assert sha(night) == kept and not list(cfg.score_history_dir.glob(".*.tmp"))

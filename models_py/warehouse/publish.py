@@ -27,6 +27,9 @@ def write_history(cfg: Settings, scores: pa.Table, as_of: date) -> None:
     target = score_history_file(cfg.score_history_dir, as_of)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        for stale in target.parent.glob(".scores_*.tmp"):
+            stale.unlink(missing_ok=True)  # left by a run that was killed while writing (the job runs alone)
         # Row groups of ~1M rows: a reader of one visitor range skips the rest (the rows are in visitor order).
         pq.write_table(scores, tmp, compression="zstd", row_group_size=1 << 20)
         durable(tmp)
