@@ -117,11 +117,6 @@ def session(cfg: Settings, read_only: bool = False, create: bool = False) -> Ite
         con.close()
 
 
-def sql_path(path: Path) -> str:
-    """A file path as a SQL string literal."""
-    return "'" + str(path).replace("'", "''") + "'"
-
-
 def fetch_arrow(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> pa.Table:
     """A query's result as one Arrow table (DuckDB 1.5 returns a record batch reader from ``.arrow()``)."""
     result = con.execute(sql, params or []).arrow()

@@ -187,7 +187,7 @@ def ensure(con: duckdb.DuckDBPyConnection, score_history_dir: Path) -> None:
 def _ensure_score_history(con: duckdb.DuckDBPyConnection, folder: Path) -> None:
     """The view over the nights' files, (re)made when missing or pointing elsewhere (a copied or moved warehouse).
     A warehouse from before keeps its history as a table: each of its days becomes a file, then the table goes."""
-    files = _literal(folder / "*.parquet")
+    files = sql_path(folder / "*.parquet")
     schema_name, name = SCORE_HISTORY.split(".")
     found = con.execute(
         "select 'view', sql from duckdb_views() where schema_name = $1 and view_name = $2 "
@@ -201,7 +201,7 @@ def _ensure_score_history(con: duckdb.DuckDBPyConnection, folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     typed = ", ".join(f"cast({c} as {t.replace('not null', '').strip()}) as {c}" for c, t in SCORE_HISTORY_COLUMNS)
     nulls = ", ".join(f"null as {c}" for c, _ in SCORE_HISTORY_COLUMNS)
-    con.execute(f"copy (select {typed} from (select {nulls}) where false) to {_literal(folder / SCORE_HISTORY_EMPTY)}")
+    con.execute(f"copy (select {typed} from (select {nulls}) where false) to {sql_path(folder / SCORE_HISTORY_EMPTY)}")
     if found and found[0] == "table":
         columns = ", ".join(c for c, _ in SCORE_HISTORY_COLUMNS)
         for (day,) in con.execute(f"select distinct as_of_date from {SCORE_HISTORY}").fetchall():
@@ -209,7 +209,7 @@ def _ensure_score_history(con: duckdb.DuckDBPyConnection, folder: Path) -> None:
             tmp = target.with_name(f".{target.name}.tmp")
             con.execute(
                 f"copy (select {columns} from {SCORE_HISTORY} where as_of_date = ? order by visitor_id) "
-                f"to {_literal(tmp)} (format parquet, compression zstd)",
+                f"to {sql_path(tmp)} (format parquet, compression zstd)",
                 [day],
             )
             tmp.replace(target)
@@ -217,5 +217,6 @@ def _ensure_score_history(con: duckdb.DuckDBPyConnection, folder: Path) -> None:
     con.execute(f"create or replace view {SCORE_HISTORY} as select {typed} from read_parquet({files})")
 
 
-def _literal(path: Path) -> str:
+def sql_path(path: Path) -> str:
+    """A file path as a SQL string literal."""
     return "'" + str(path).replace("'", "''") + "'"

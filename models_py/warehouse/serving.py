@@ -27,8 +27,7 @@ import pyarrow.parquet as pq
 from models_py import faults
 from models_py.config import Settings
 from models_py.errors import JobFailed
-from models_py.warehouse.connection import sql_path
-from models_py.warehouse.schema import score_history_file
+from models_py.warehouse.schema import score_history_file, sql_path
 
 LAYOUT_VERSION = 1
 SCORES, HISTORY = "visitor_propensity_scores", "visitor_propensity_score_history"

@@ -28,8 +28,7 @@ import pyarrow.parquet as pq
 from models_py.config import Settings
 from models_py.data.ingest import CATALOGUE_FILES
 from models_py.errors import BadInputError, JobFailed
-from models_py.warehouse.connection import sql_path
-from models_py.warehouse.schema import BUILD_PLAN, DERIVED_SCHEMAS
+from models_py.warehouse.schema import BUILD_PLAN, DERIVED_SCHEMAS, sql_path
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
