@@ -23,6 +23,7 @@ class NightPlan:
     """What tonight's run will do, decided after ingest."""
 
     build: BuildPlan = field(default_factory=BuildPlan)
+    build_is_current: bool = False  # the last build made tonight's tables from the same inputs: nothing to redo
     retrain: bool = False
     published_by: str | None = None  # the run that already published tonight's date, if nothing changed since
 
@@ -75,8 +76,10 @@ def _ingest_and_plan(cfg: Settings, summary: RunSummary, as_of: date | None, fil
         )
         summary.as_of = as_of or build_plan.latest_as_of(con, cfg)
         build_plan.check_servable(con, cfg, summary.as_of)
+        night = build_plan.plan_night(con, cfg, summary.as_of)
         return NightPlan(
-            build=build_plan.plan_night(con, cfg, summary.as_of),
+            build=night,
+            build_is_current=dbt.build_is_current(con, cfg, night),
             retrain=promotion.retrain_due(con, summary.as_of, cfg),
             published_by=None
             if force or result.rows_loaded or summary.as_of not in build_plan.built(con, build_plan.FEATURES_MART)
@@ -87,6 +90,9 @@ def _ingest_and_plan(cfg: Settings, summary: RunSummary, as_of: date | None, fil
 def _build(cfg: Settings, summary: RunSummary, plan: NightPlan, say: Callable[[str], None]) -> None:
     say(f"as-of date {summary.as_of}: {build_plan.describe(plan.build)}")
     with stage(summary, "dbt build", say):
+        if plan.build_is_current:
+            say("  already built: the last build made tonight's tables from the same files, models and settings")
+            return
         dbt.build(cfg, plan.build, say)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -85,6 +86,54 @@ def test_killed_at_every_stage_the_rerun_completes_without_partial_publish_or_du
             "from visitor_propensity_scores"
         ).fetchone() == (eligible, eligible, tonight, tonight)
     assert not list(serving.parent.glob(".*.tmp"))
+
+
+def test_a_rerun_reuses_tonights_build_until_what_it_read_changes(own_world, monkeypatch, tmp_path: Path) -> None:
+    """A night that failed after its build (a gate, a full disk) is run again: the build is not redone, unless a
+    loaded file, a setting dbt reads or the project's SQL changed since, or a build was left unfinished."""
+    from jobs.nightly import run_nightly
+    from models_py.warehouse import build_plan, dbt
+
+    cfg = own_world.cfg
+    said: list[str] = []
+    again = run_nightly(cfg, say=said.append, force=True)
+    assert any("already built" in line for line in said) and not any(line.startswith("dbt |") for line in said)
+    with duckdb.connect(str(cfg.serving_path), read_only=True) as con:
+        assert con.execute("select any_value(run_id), count(*) from visitor_propensity_scores").fetchone() == (
+            again.run_id,
+            again.visitors_scored,
+        )
+    with session(cfg, read_only=True) as con:
+        plan = build_plan.plan_night(con, cfg, again.as_of)
+        assert dbt.build_is_current(con, cfg, plan)
+        digest = dbt.inputs_digest(con, cfg)
+    with duckdb.connect(str(cfg.warehouse_path)) as con:  # another file loaded
+        con.execute("insert into raw.load_log (file_name, sha256, kind) values ('late.csv', 'x', 'catalogue')")
+        assert dbt.inputs_digest(con, cfg) != digest
+        con.execute("delete from raw.load_log where file_name = 'late.csv'")
+        assert dbt.inputs_digest(con, cfg) == digest
+        monkeypatch.setenv("PROPENSITY_KEEP_NIGHTLY_FEATURES", str(cfg.keep_nightly_features + 1))
+        assert dbt.inputs_digest(con, settings()) != digest  # a setting the models read
+        monkeypatch.delenv("PROPENSITY_KEEP_NIGHTLY_FEATURES")
+        project = tmp_path / "dbt_project"
+        shutil.copytree(cfg.dbt_project_dir, project, ignore=shutil.ignore_patterns("target", "logs"))
+        with monkeypatch.context() as patched:
+            patched.setattr(type(cfg), "dbt_project_dir", project)
+            assert dbt.inputs_digest(con, cfg) == digest
+            with (project / "macros" / "count_where.sql").open("a") as sql:
+                sql.write("\n")
+            assert dbt.inputs_digest(con, cfg) != digest  # the project's SQL
+
+    def dbt_fails(*args, **kwargs):
+        raise dbt.DbtError("dbt build failed")
+
+    monkeypatch.setattr(dbt, "run_dbt", dbt_fails)
+    with session(cfg, read_only=True) as con:
+        assert dbt.build_is_current(con, cfg, plan)
+    with pytest.raises(dbt.DbtError):
+        dbt.build(cfg, plan)
+    with session(cfg, read_only=True) as con:
+        assert not dbt.build_is_current(con, cfg, plan)  # a build that did not finish is not reused
 
 
 def test_a_second_writer_gets_a_clear_message_after_a_bounded_retry(world) -> None:

@@ -109,7 +109,9 @@ def publish(as_of: str = typer.Option(None, help=AS_OF_HELP + " (default: the la
 def nightly(
     as_of: str = typer.Option(None, help=AS_OF_HELP + " (default: the day after the last landed day)."),
     simulate_if_empty: bool = typer.Option(False, help="With no events anywhere, simulate the scale-1 shop first."),
-    force: bool = typer.Option(False, help="Rebuild, rescore and republish even if nothing changed."),
+    force: bool = typer.Option(
+        False, help="Rescore and republish even if nothing changed (the build is redone if what it reads changed)."
+    ),
 ) -> None:
     """The whole nightly job: ingest, dbt build, train on schedule, score, publish."""
     from jobs.nightly import run_nightly

@@ -16,7 +16,7 @@ from models_py.config import Settings
 from models_py.errors import BadInputError
 from models_py.shop_calendar import DAY_MS, EPOCH
 from models_py.transaction import transaction
-from models_py.warehouse.schema import BUILD_PLAN, DERIVED_SCHEMAS
+from models_py.warehouse.schema import BUILD_PLAN, DERIVED_SCHEMAS, LAST_BUILD
 
 FEATURES_MART = "marts.fct_visitor_features"
 LABELS_MART = "marts.fct_visitor_labels"
@@ -68,6 +68,7 @@ def drop_derived(con: duckdb.DuckDBPyConnection) -> None:
     """Drop what dbt derived from the events (rollups, folded state, marts): the next build makes it anew, for the
     dates it plans. After events were taken out, or when a new feature needs its history. (On Spark, after
     ``dbt.drop_derived_on_spark``: this drops the views of Spark's tables.)"""
+    con.execute(f"delete from {LAST_BUILD}")
     for derived in DERIVED_SCHEMAS:
         con.execute(f"drop schema if exists {derived} cascade")
 

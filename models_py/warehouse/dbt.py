@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import json
 import os
 import re
@@ -11,14 +12,17 @@ import subprocess
 import sys
 from collections.abc import Callable
 from datetime import timedelta
+from importlib import metadata
+
+import duckdb
 
 from models_py.config import Settings
 from models_py.errors import JobFailed, ResourceError, WarehouseBusyError
-from models_py.shop_calendar import EPOCH
+from models_py.shop_calendar import EPOCH, utc_now_naive
 from models_py.warehouse import build_plan, spark
 from models_py.warehouse.build_plan import BuildPlan
 from models_py.warehouse.connection import events_that_fit, loaded_events, memory_limit, session
-from models_py.warehouse.schema import DERIVED_SCHEMAS
+from models_py.warehouse.schema import DERIVED_SCHEMAS, LAST_BUILD
 
 PR_SET_PDEATHSIG = 1
 SPARK_LOG_LINE = re.compile(r"^\d\d/\d\d/\d\d \d\d:\d\d:\d\d (INFO|WARN) ")  # dbt-spark's local Spark talking
@@ -127,7 +131,9 @@ def build(cfg: Settings, plan: BuildPlan, progress: Callable[[str], None] | None
     rolls its history up in chunks of days that fit DuckDB's memory limit, then builds its cut-offs in passes
     (PROPENSITY_MAX_VISITOR_CUTOFFS_PER_BUILD)."""
     visitors = 0
-    with session(cfg, read_only=True) as con:
+    with session(cfg) as con:
+        inputs = inputs_digest(con, cfg)
+        con.execute(f"delete from {LAST_BUILD}")  # the derived tables are about to change
         events = loaded_events(con)
         chunks = build_plan.rollup_chunks(con, cfg, events_that_fit(cfg.duckdb_memory_limit, events))
         if len(plan.features) > 1 or build_plan.samples_visitors(plan):
@@ -155,6 +161,42 @@ def build(cfg: Settings, plan: BuildPlan, progress: Callable[[str], None] | None
         if cfg.engine == "spark":
             with session(cfg) as con:
                 spark.show_spark_tables(con, cfg)
+    with session(cfg) as con:
+        con.execute(f"insert into {LAST_BUILD} values (?, ?, ?)", [plan.scored, inputs, utc_now_naive()])
+
+
+def inputs_digest(con: duckdb.DuckDBPyConnection, cfg: Settings) -> str:
+    """A fingerprint of everything a build's result depends on besides its dates: the loaded files, the engine, the
+    project's settings, its SQL and YAML, and the versions of dbt and the engines. Equal fingerprints, equal
+    derived tables."""
+    digest = hashlib.sha256()
+    loads = con.execute(
+        "select coalesce(string_agg(file_name || ' ' || sha256, ',' order by file_name, sha256), '') from raw.load_log"
+    ).fetchone()[0]
+    versions = {name: _version(name) for name in ("dbt-core", "dbt-duckdb", "duckdb", "dbt-spark", "pyspark")}
+    digest.update(json.dumps([cfg.engine, project_vars(cfg), versions, loads], sort_keys=True).encode())
+    project = cfg.dbt_project_dir
+    for path in sorted([project / "dbt_project.yml", *(p for d in ("models", "macros", "tests")
+                                                       for p in (project / d).rglob("*") if p.is_file())]):  # fmt: skip
+        digest.update(str(path.relative_to(project)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def _version(distribution: str) -> str | None:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def build_is_current(con: duckdb.DuckDBPyConnection, cfg: Settings, plan: BuildPlan) -> bool:
+    """Whether tonight's plan is already built: the last build was tonight's and finished, and nothing it read has
+    changed since (a rerun after a failure later in the night). Then the rerun skips the build: its result would be
+    the same tables."""
+    if plan.features != [plan.scored] or plan.labels:
+        return False
+    last = con.execute(f"select scored_as_of, inputs_digest from {LAST_BUILD}").fetchall()
+    return last == [(plan.scored, inputs_digest(con, cfg))]
 
 
 def drop_derived_on_spark(cfg: Settings) -> None:

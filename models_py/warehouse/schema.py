@@ -111,6 +111,11 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
         ("builds_labels", "boolean not null"),
         ("visitor_share", "double"),
     ),
+    "ml.last_build": (
+        ("scored_as_of", "date"),
+        ("inputs_digest", "varchar not null"),
+        ("finished_at", "timestamp not null"),
+    ),
     "ml.backtest_metrics": (
         ("run_id", "varchar"),
         ("model", "varchar"),
@@ -147,6 +152,7 @@ FEATURE_DRIFT = "ml.feature_drift"
 SCORE_DRIFT = "ml.score_drift"
 BACKTEST_METRICS = "ml.backtest_metrics"
 BUILD_PLAN = "ml.build_plan"
+LAST_BUILD = "ml.last_build"  # what the derived tables were last built from (see dbt.build_is_current)
 DERIVED_SCHEMAS = ("intermediate", "marts")  # what dbt builds from the events; staging is views and the catalogue
 
 
