@@ -176,8 +176,11 @@ def inputs_digest(con: duckdb.DuckDBPyConnection, cfg: Settings) -> str:
     versions = {name: _version(name) for name in ("dbt-core", "dbt-duckdb", "duckdb", "dbt-spark", "pyspark")}
     digest.update(json.dumps([cfg.engine, project_vars(cfg), versions, loads], sort_keys=True).encode())
     project = cfg.dbt_project_dir
-    for path in sorted([project / "dbt_project.yml", *(p for d in ("models", "macros", "tests")
-                                                       for p in (project / d).rglob("*") if p.is_file())]):  # fmt: skip
+    sources = [
+        project / "dbt_project.yml",
+        *(p for d in ("models", "macros", "tests") for p in (project / d).rglob("*")),
+    ]
+    for path in sorted(p for p in sources if p.is_file()):
         digest.update(str(path.relative_to(project)).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
 
