@@ -239,6 +239,31 @@ def test_deciles_are_the_ranks_by_probability_then_visitor_id_ties_at_the_edges_
         assert deciles(visitor_id, p).tolist() == (rank * 10 // n + 1).tolist(), (n, distinct)
 
 
+def test_scores_are_put_in_visitor_order_whether_ids_are_dense_sparse_or_repeated() -> None:
+    """by_visitor() places dense ids at their slots instead of sorting; it must give what a sort gives, and keep
+    repeated ids (the scores gate names them) and any id range."""
+    from models_py.modeling.score import by_visitor
+
+    rng = np.random.default_rng(5)
+    cases = {
+        "dense": rng.permutation(5000),
+        "dense from a negative id": rng.permutation(5000) - 2500,
+        "gaps within the span": rng.permutation(12_000)[:5000],
+        "sparse": rng.choice(10**12, 5000, replace=False),
+        "repeated": np.concatenate([rng.permutation(5000), [17, 17, 4999]]),
+        "one": np.array([42]),
+        "none": np.array([], np.int64),
+    }
+    for name, ids in cases.items():
+        ids = ids.astype(np.int64)
+        p = rng.permutation(ids.size) / max(ids.size, 1)  # distinct: each probability says whose it is
+        got_id, got_p = by_visitor(ids, p)
+        assert got_id.dtype == np.int64 and np.array_equal(got_id, np.sort(ids)), name
+        assert np.array_equal(np.sort(got_p), np.sort(p)), name  # every probability once
+        owner = dict(zip(p.tolist(), ids.tolist(), strict=True))
+        assert [owner[v] for v in got_p.tolist()] == got_id.tolist(), name  # each beside its own visitor
+
+
 @pytest.mark.parametrize("distinct_probabilities", [200, 1_000_000])
 def test_the_kept_rows_hold_the_whole_top_decile_with_its_ties_and_are_cut_a_few_times(
     distinct_probabilities: int, monkeypatch

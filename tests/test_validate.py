@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -113,3 +114,21 @@ def test_a_day_file_holding_another_days_events_stops_the_night_and_publishes_no
     assert served_sha(cfg) == served
     with duckdb.connect(str(cfg.warehouse_path), read_only=True) as wh:
         assert wh.execute("select count(*) from raw.events").fetchone()[0] == rows
+
+
+def test_repeated_keys_are_counted_as_a_group_by_counts_them_nulls_included() -> None:
+    """The uniqueness expectations count a one-column key by sorted neighbours, not by grouping: every row of a
+    repeated value counts (a repeated null too, as in a group by), whatever the order of the rows."""
+    from models_py.ops.expectations import _repeated_rows
+
+    con = duckdb.connect()
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        n = int(rng.integers(0, 30))
+        values = pd.array([None if rng.random() < 0.2 else int(v) for v in rng.integers(0, 8, n)], dtype="Int64")
+        con.register("keys", pd.DataFrame({"v": values, "w": rng.integers(0, 2, n)}))
+        for key in ("v", "v, w"):
+            grouped = con.execute(
+                f"select coalesce(sum(n), 0) from (select count(*) as n from keys group by {key} having n > 1)"
+            ).fetchone()[0]
+            assert _repeated_rows(con, "keys", "true", key.split(", ")) == grouped, (values, key)

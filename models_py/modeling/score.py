@@ -30,6 +30,7 @@ REASON_INDEX = np.int16  # a feature's index in a reason code: 2 bytes a code, n
 REASON_DECILES = 1  # reason codes for deciles 1..REASON_DECILES
 SAMPLE_MODULUS = 5  # the drift check looks at the visitors with visitor_id % 5 == 0 ...
 DRIFT_SAMPLE_ROWS = 1_000_000  # ... or, in a larger shop, at a sparser subset of them (see sample_modulus)
+DENSE_ID_SPAN = 4  # ids spanning at most 4x the visitors are ordered by slot (a byte and a probability a slot)
 
 
 def sample_modulus(visitors: int) -> int:
@@ -220,7 +221,20 @@ class Scored:
 def by_visitor(visitor_id: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The night's ids and probabilities in visitor id order, the order the score history and the serving files keep
     (a lookup by visitor reads one row group of them). Sorting these two arrays here costs a fraction of DuckDB's
-    sort of every column of the night's rows, which was 60% of writing the serving file."""
+    sort of every column of the night's rows, which was 60% of writing the serving file. A shop's ids are usually
+    dense (counters): then each id is placed at its own slot, linear in the visitors, where argsort of 14M ids took
+    3 s at scale 10; sparse or repeated ids are sorted (repeated ones stay, for the scores gate to name)."""
+    if visitor_id.size:
+        low = int(visitor_id.min())
+        span = int(visitor_id.max()) - low + 1
+        if span <= DENSE_ID_SPAN * visitor_id.size:
+            slot = visitor_id - low
+            present = np.zeros(span, bool)
+            present[slot] = True
+            if np.count_nonzero(present) == visitor_id.size:  # each id once
+                at_slot = np.empty(span, p.dtype)
+                at_slot[slot] = p
+                return (np.flatnonzero(present) + low).astype(visitor_id.dtype, copy=False), at_slot[present]
     order = np.argsort(visitor_id)
     return visitor_id[order], p[order]
 
