@@ -401,7 +401,9 @@ def test_the_spark_sources_get_each_run_once_and_lose_nothing(tmp_path: Path, mo
         for run, first_ms in (("run-a", 1_000), ("run-b", 5_000)):
             con.execute(f"insert into raw.events select {first_ms} + i, i, 'view', 1, null from range(3) t(i)")
             con.execute(
-                "insert into raw.load_log values (?, 'sha', 'events', 3, 3, 0, ?, ?, now(), ?)",
+                "insert into raw.load_log (file_name, sha256, kind, rows_in_file, rows_loaded, duplicates_dropped, "
+                "first_event_ms, last_event_ms, loaded_at, run_id) "
+                "values (?, 'sha', 'events', 3, 3, 0, ?, ?, now(), ?)",
                 [f"events_{run}.csv", first_ms, first_ms + 2, run],
             )
         spark.export_sources(con, cfg)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 from dataclasses import replace
 from datetime import date
@@ -343,6 +344,53 @@ def test_the_same_file_landed_twice_loads_nothing_twice(own_world) -> None:
     with duckdb.connect(str(cfg.warehouse_path), read_only=True) as wh:
         assert wh.execute("select count(*) from raw.events").fetchone()[0] == rows
     assert served_sha(cfg) == served
+
+
+def test_a_loaded_file_is_read_again_only_when_its_size_or_time_moved(
+    small_world: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A night hashes the files it has not loaded and those whose size or modification time changed since their
+    load, not every landed file (that read the whole history every night). A touched file with the loaded bytes is
+    hashed once and its stat recorded, as is one loaded before stats were kept; one changed in place is refused (an
+    events file) or replaces the old copy (the catalogue)."""
+    days = sorted((small_world / "landing").glob("events_*.csv"))
+    catalogue = ["category_tree.csv", "item_properties.csv"]
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    for path in [*days[:-1], *(small_world / "landing" / name for name in catalogue)]:
+        shutil.copy2(path, landing / path.name)
+    con = duckdb.connect()
+    schema.ensure(con, tmp_path / "score_history")
+    hashed: list[str] = []
+    sha256_of = events_file.sha256_of
+    monkeypatch.setattr(events_file, "sha256_of", lambda path: (hashed.append(path.name), sha256_of(path))[1])
+
+    def night(run: str) -> list[str]:
+        """The files loaded; ``hashed`` holds those read."""
+        hashed.clear()
+        return ingest.ingest(con, sorted(landing.glob("events_*.csv")), run, settings().calendar, landing).files_loaded
+
+    assert sorted(night("r1")) == sorted(hashed) == sorted([d.name for d in days[:-1]] + catalogue)
+    shutil.copy2(days[-1], landing / days[-1].name)
+    assert night("r2") == hashed == [days[-1].name]
+    assert night("r3") == hashed == []
+
+    touched = [landing / days[0].name, landing / "item_properties.csv"]
+    for path in touched:
+        os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))  # the same bytes
+    assert night("r4") == [] and sorted(hashed) == sorted(p.name for p in touched)
+    assert night("r5") == hashed == []
+    con.execute("update raw.load_log set file_bytes = null, file_modified_ns = null")  # loaded before stats
+    assert night("r6") == [] and len(hashed) == len(days) + len(catalogue)
+    assert night("r7") == hashed == []
+
+    tree = landing / "category_tree.csv"
+    tree.write_text(tree.read_text() + "999999,\n")
+    assert night("r8") == hashed == ["category_tree.csv"]
+    with touched[0].open("a") as fh:
+        fh.write(touched[0].read_text().splitlines()[-1] + "\n")
+    with pytest.raises(ingest.IngestError, match=f"{touched[0].name}: a file of this name was already loaded with"):
+        night("r9")
 
 
 def test_a_first_night_parses_one_file_at_a_time_and_loads_a_row_repeated_across_files_once(

@@ -38,6 +38,9 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
         ("last_event_ms", "bigint"),
         ("loaded_at", "timestamp"),
         ("run_id", "varchar"),
+        # The file's size and modification time when it was loaded: unchanged, a night need not read it again.
+        ("file_bytes", "bigint"),
+        ("file_modified_ns", "bigint"),
     ),
     "ml.run_log": (
         ("run_id", "varchar primary key"),
