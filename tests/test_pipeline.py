@@ -227,7 +227,7 @@ def test_the_drift_sample_is_a_fifth_of_the_visitors_thinned_to_a_million_in_a_l
 def test_deciles_are_the_ranks_by_probability_then_visitor_id_ties_at_the_edges_included() -> None:
     """deciles() selects the nine edges instead of sorting every visitor; it must give what the full sort gives,
     rank r (by probability desc, then visitor id) in decile r * 10 // n + 1, however ties fall across the edges."""
-    from models_py.modeling.score import deciles
+    from models_py.modeling.ranking import deciles
 
     rng = np.random.default_rng(11)
     for trial in range(600):
@@ -243,7 +243,7 @@ def test_deciles_are_the_ranks_by_probability_then_visitor_id_ties_at_the_edges_
 def test_scores_are_put_in_visitor_order_whether_ids_are_dense_sparse_or_repeated() -> None:
     """by_visitor() places dense ids at their slots instead of sorting; it must give what a sort gives, and keep
     repeated ids (the scores gate names them) and any id range."""
-    from models_py.modeling.score import by_visitor
+    from models_py.modeling.ranking import by_visitor
 
     rng = np.random.default_rng(5)
     cases = {

@@ -19,13 +19,12 @@ from models_py.config import Settings
 from models_py.errors import JobFailed
 from models_py.modeling import repeat_purchase
 from models_py.modeling.model import ScoringModel
+from models_py.modeling.ranking import by_visitor, deciles
 from models_py.modeling.score import (
     REASON_DECILES,
     REASON_INDEX,
     REASONS,
     Scored,
-    by_visitor,
-    deciles,
     predict_probabilities,
     reasons_for,
     sample_modulus,
