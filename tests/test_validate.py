@@ -119,7 +119,7 @@ def test_a_day_file_holding_another_days_events_stops_the_night_and_publishes_no
 def test_repeated_keys_are_counted_as_a_group_by_counts_them_nulls_included() -> None:
     """The uniqueness expectations count a one-column key by sorted neighbours, not by grouping: every row of a
     repeated value counts (a repeated null too, as in a group by), whatever the order of the rows."""
-    from models_py.ops.expectations import _repeated_rows
+    from models_py.ops.expectations import _unique
 
     con = duckdb.connect()
     rng = np.random.default_rng(3)
@@ -131,4 +131,4 @@ def test_repeated_keys_are_counted_as_a_group_by_counts_them_nulls_included() ->
             grouped = con.execute(
                 f"select coalesce(sum(n), 0) from (select count(*) as n from keys group by {key} having n > 1)"
             ).fetchone()[0]
-            assert _repeated_rows(con, "keys", "true", key.split(", ")) == grouped, (values, key)
+            assert _unique(key.split(", "))(con, "keys", {})[1] == grouped, (values, key)

@@ -91,19 +91,15 @@ def _columns_match(con, rows: str, kw: dict) -> tuple[bool, int | None, list]:
     return (set(have) == wanted if kw.get("exact_match", True) else wanted <= set(have)), None, [have]
 
 
-def _repeated_rows(con, rows: str, where: str, columns: list[str]) -> int:
-    """How many rows share their key with another row (nulls equal, as in a group by). One column is counted by
-    comparing each value with its neighbours in sorted order, which DuckDB does 2x faster than hashing every value
-    (14M scores at scale 10, already in visitor order: 4x); a compound key (a night's landing rows) is grouped,
-    since sorting rows of several columns costs more than hashing them."""
-    key = ", ".join(columns)
-    if len(columns) > 1:
-        duplicated = f"select count(*) as n from {rows} where {where} group by {key} having count(*) > 1"
-        return con.execute(f"select coalesce(sum(n), 0) from ({duplicated})").fetchone()[0]
-    neighbours = (f"select {key} as k, lag({key}) over w as before, lead({key}) over w as after "
-                  f"from {rows} where {where} window w as (order by {key})")  # fmt: skip
-    repeated = con.execute(f"select count(*) from ({neighbours}) where k = before or k = after").fetchone()[0]
-    nulls = con.execute(f"select count(*) from {rows} where ({where}) and {key} is null").fetchone()[0]
+def _repeated_values(con, rows: str, where: str, column: str) -> int:
+    """How many rows share their value of ``column`` with another row, nulls counted as equal (as a group by does),
+    in one pass: each value is compared with its neighbours in sorted order, which DuckDB does 2x faster than
+    hashing every value (4x on 14M scores, already in visitor order)."""
+    neighbours = (f"select {column} as k, lag({column}) over w as before, lead({column}) over w as after "
+                  f"from {rows} where {where} window w as (order by {column})")  # fmt: skip
+    repeated, nulls = con.execute(
+        f"select count(*) filter (where k = before or k = after), count(*) filter (where k is null) from ({neighbours})"
+    ).fetchone()
     return repeated + (nulls if nulls > 1 else 0)
 
 
@@ -114,8 +110,11 @@ def _unique(columns: list[str]):
         # Every row of a repeated combination is unexpected, as in Great Expectations; with a row condition, only
         # the rows meeting it are compared and counted.
         where = _condition(kw)
-        count = _repeated_rows(con, rows, where, columns)
         duplicated = f"(select {key}, count(*) as n from {rows} where {where} group by {key} having count(*) > 1)"
+        if len(columns) == 1:
+            count = _repeated_values(con, rows, where, key)
+        else:  # a compound key (a night's landing rows) is grouped: sorting rows of several columns costs more
+            count = con.execute(f"select coalesce(sum(n), 0) from {duplicated}").fetchone()[0]
         if not count:
             return True, 0, []
         sample = [list(r[:-1]) for r in con.execute(f"select * from {duplicated} limit {SAMPLE}").fetchall()]
