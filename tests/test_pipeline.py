@@ -265,9 +265,9 @@ def test_scores_are_put_in_visitor_order_whether_ids_are_dense_sparse_or_repeate
         assert [owner[v] for v in got_p.tolist()] == got_id.tolist(), name  # each beside its own visitor
 
 
-@pytest.mark.parametrize("distinct_probabilities", [200, 1_000_000])
+@pytest.mark.parametrize(("distinct_probabilities", "layout"), [(200, "C"), (1_000_000, "C"), (200, "F")])
 def test_the_kept_rows_hold_the_whole_top_decile_with_its_ties_and_are_cut_a_few_times(
-    distinct_probabilities: int, monkeypatch
+    distinct_probabilities: int, layout: str, monkeypatch
 ) -> None:
     """Scoring keeps the top decile's features while it streams the batches: every row at or above the final
     edge must be kept with its own features, and the kept rows are cut a few times, not on every batch (that
@@ -284,7 +284,9 @@ def test_the_kept_rows_hold_the_whole_top_decile_with_its_ties_and_are_cut_a_few
     top = score._TopRows(keep=keep)
     for start in range(0, n, batch):
         part = slice(start, start + batch)
-        top.add(ids[part], p[part], np.column_stack([ids[part], p[part]]).astype(np.float64))
+        # Batches come column-major from the mart (score._column_major); both layouts must keep the same rows.
+        x = np.asarray(np.column_stack([ids[part], p[part]]), np.float64, order=layout)
+        top.add(ids[part], p[part], x)
         assert top.rows <= max(top.cut_at, keep + keep // 4 + 1) + batch
     kept_id, kept_x = top.take_rows()
     edge = np.sort(p)[-keep]
