@@ -179,7 +179,7 @@ def _predict_all(
             raise JobFailed(f"the features as of {as_of} changed while they were scored (more than {visitors:,} rows)")
         ids[done : done + p.size], probabilities[done : done + p.size] = visitor_id, p
         done += p.size
-        sample.append(x[visitor_id % modulus == 0])
+        sample.append(_rows(x, np.flatnonzero(visitor_id % modulus == 0)))
         top.add(visitor_id, p, x)
     if done != visitors:
         raise JobFailed(f"the features as of {as_of} changed while they were scored ({done:,} of {visitors:,} rows)")
