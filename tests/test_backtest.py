@@ -159,6 +159,35 @@ def test_the_report_has_every_chart_and_the_backtest_table(backtested, pipeline)
         assert f"<td>{name}</td>" in page
 
 
+def test_the_reports_data_section_shows_its_last_weeks_in_the_shops_hours(tmp_path: Path) -> None:
+    """The data section reads the last REPORT_WEEKS of the daily rollups, not the whole history (whose cost would
+    grow every night), and names the shop's own day start."""
+    import duckdb
+
+    from models_py.ops.report.page import Page
+    from models_py.ops.report.sections import REPORT_WEEKS, data_section
+    from models_py.shop_calendar import ShopCalendar
+
+    con = duckdb.connect()
+    con.execute("create schema intermediate")
+    con.execute(  # 200 shop days, day d with d events
+        """create table intermediate.int_visitor_days_rolled_up as
+           select d as shop_day, date '1970-01-01' + cast(d as integer) as shop_date, d % 7 as visitor_id,
+                  d - 16000 as num_events, d - 16000 as num_views, 0 as num_addtocarts, 0 as num_purchased_items
+           from range(16001, 16201) as t(d)"""
+    )
+    con.execute(
+        """create table intermediate.int_visitor_totals_folded as
+           select date '2015-10-30' as as_of_date, 1 + i % 3 as total_events_all from range(50) as t(i)"""
+    )
+    page = Page(tmp_path, cache=tmp_path / ".charts")
+    data_section(page, con, ShopCalendar(day_start_hour_utc=5))
+    html = "".join(page.sections)
+    shown = sum(range(200 - 7 * REPORT_WEEKS + 1, 201))  # the last 91 days' events
+    assert f"Event mix of the last {REPORT_WEEKS} weeks' {shown:,} events" in html
+    assert "days start 05:00 UTC" in html
+
+
 def test_a_chart_is_drawn_again_only_when_what_it_shows_changes(tmp_path: Path) -> None:
     """The report's chart cache: a chart with the same inputs is copied from the last report, one with new inputs is
     drawn, a nightly chart is always drawn, and the cache keeps only the last report's charts."""

@@ -32,7 +32,7 @@ def write_report(
     folder.mkdir(parents=True, exist_ok=True)
     page = Page(folder, cache=folder.parent / ".charts")
     marketing_section(page, con, scored or [])
-    data_section(page, con)
+    data_section(page, con, calendar)
     model_section(page, con)
     drift_section(page, con)
     if backtest_summary:

@@ -9,13 +9,19 @@ import numpy as np
 
 from models_py.ops import registry
 from models_py.ops.report.page import Page, plt, table
+from models_py.shop_calendar import ShopCalendar
+
+REPORT_WEEKS = 13  # the data section's window: a quarter of whole weeks, enough to see the weekly cycle and a trend
 
 
-def data_section(page: Page, con: duckdb.DuckDBPyConnection) -> None:
-    # From the daily rollups and the latest lifetime totals: the report never rereads every event.
+def data_section(page: Page, con: duckdb.DuckDBPyConnection, calendar: ShopCalendar) -> None:
+    # The last REPORT_WEEKS of the daily rollups (stored in day order, so the older days' row groups are skipped:
+    # the nightly report's cost does not grow with the shop's history) and the latest lifetime totals.
+    last_day = con.execute("select max(shop_day) from intermediate.int_visitor_days_rolled_up").fetchone()[0]
     daily = con.execute(
         """select shop_date, sum(num_events), sum(num_views), sum(num_addtocarts), sum(num_purchased_items)
-           from intermediate.int_visitor_days_rolled_up group by 1 order by 1"""
+           from intermediate.int_visitor_days_rolled_up where shop_day > ? group by 1 order by 1""",
+        [None if last_day is None else last_day - 7 * REPORT_WEEKS],
     ).fetchall()
     views, carts, purchases = (sum(row[k] for row in daily) for k in (2, 3, 4))
     mix = sorted([("view", views), ("addtocart", carts), ("transaction", purchases)], key=lambda kv: -kv[1])
@@ -57,8 +63,13 @@ def data_section(page: Page, con: duckdb.DuckDBPyConnection) -> None:
 
     page.section(
         "The data",
-        page.figure("event_mix", f"Event mix of {total:,} events", event_mix),
-        page.figure("events_per_day", "Events per shop day (days start 03:00 UTC): the weekly cycle", events_per_day),
+        page.figure("event_mix", f"Event mix of the last {REPORT_WEEKS} weeks' {total:,} events", event_mix),
+        page.figure(
+            "events_per_day",
+            f"Events per shop day over the last {REPORT_WEEKS} weeks (days start "
+            f"{calendar.day_start_hour_utc:02d}:00 UTC): the weekly cycle",
+            events_per_day,
+        ),
         page.figure("visitor_activity", "Visitor activity: most visitors come once, a few thousands", visitor_activity),
     )
 
