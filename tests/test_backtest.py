@@ -14,7 +14,6 @@ import pytest
 
 from models_py.modeling import backtest
 from models_py.warehouse.connection import connect, session
-from models_py.warehouse.schema import scored_days
 from models_py.world.oracle import truth_for
 
 
@@ -146,7 +145,7 @@ def test_the_report_has_every_chart_and_the_backtest_table(backtested, pipeline)
     cfg, summary, _ = backtested
     with session(cfg, read_only=True) as con:
         index = write_report(
-            con, cfg.reports_dir / "r1", cfg.calendar, summary, "test report", scored=scored_days(cfg.score_history_dir)
+            con, cfg.reports_dir / "r1", cfg.calendar, summary, "test report", history=cfg.score_history_dir
         )
     page = index.read_text()
     images = re.findall(r'<img src="([^"]+)"', page)

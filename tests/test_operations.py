@@ -244,6 +244,48 @@ def test_unwritable_or_full_serving_paths_give_a_clear_error_and_keep_the_old_fi
     assert not list(files.folder.rglob(".*.tmp")) and not list(cfg.serving_path.parent.glob(".*.tmp"))
 
 
+def test_tonight_is_compared_with_the_last_scored_night_read_from_its_own_file(tmp_path: Path) -> None:
+    """The scores gate's mean and row count and the score drift compare tonight with the last scored night before
+    it (each night read from its own file, not found among every night's), and only with the same model's."""
+    from datetime import date
+    from types import SimpleNamespace
+
+    import numpy as np
+    import pyarrow as pa
+
+    from models_py.modeling.population import edges_of, psi, shares
+    from models_py.ops import drift
+    from models_py.warehouse import schema
+
+    cfg = SimpleNamespace(score_history_dir=tmp_path / "history")
+    rng = np.random.default_rng(3)
+    nights = {date(2015, 9, 16): ("A", 40), date(2015, 9, 17): ("A", 50), date(2015, 9, 19): ("B", 60)}
+    scores = {}
+    for day, (model, n) in nights.items():
+        scores[day] = rng.beta(1, 20 + n, n)
+        publish.write_history(cfg, pa.table({
+            "visitor_id": np.arange(n, dtype=np.int64), "as_of_date": pa.array([day] * n, pa.date32()),
+            "propensity": scores[day], "decile": np.ones(n, np.int8), "segment": ["cold"] * n,
+            **{f"reason_{k}": pa.nulls(n, pa.string()) for k in (1, 2, 3)}, "model_version": [model] * n,
+            "run_id": [f"run-{day}"] * n, "scored_at": pa.array([np.datetime64("2015-09-20T04:00", "s")] * n),
+        }), day)  # fmt: skip
+    tonight, before = date(2015, 9, 18), date(2015, 9, 17)  # 09-19 is later, 09-16 older: neither is compared
+    con = duckdb.connect()
+    schema.ensure(con, cfg.score_history_dir)
+    count, mean = publish.previous_scores(con, cfg, tonight, "A")
+    assert count == 50 and mean == pytest.approx(scores[before].mean())
+    assert publish.previous_scores(con, cfg, tonight, "B") == (50, None)  # another model's mean is not compared
+    assert publish.previous_scores(con, cfg, date(2015, 9, 16), "A") is None
+
+    now = rng.beta(1, 60, 80)
+    shifted = drift.score_drift(con, "r", tonight, cfg.score_history_dir, before, now, 0.1, 0.25, "A")
+    edges = edges_of(scores[before])
+    assert shifted.psi == pytest.approx(psi(shares(scores[before], edges), shares(now, edges)), abs=1e-12)
+    stored = con.execute("select previous_as_of_date, previous_mean_propensity from ml.score_drift").fetchall()
+    assert stored == [(before, pytest.approx(scores[before].mean()))]
+    assert drift.score_drift(con, "r", tonight, cfg.score_history_dir, before, now, 0.1, 0.25, "B") is None
+
+
 def test_drift_above_the_failure_level_stops_the_run_before_publishing(world) -> None:
     served = served_sha(settings())
     result = _cli(

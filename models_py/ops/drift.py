@@ -13,6 +13,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -24,7 +25,7 @@ from models_py.modeling.population import edges_of, profile, psi, shares
 from models_py.modeling.score import SAMPLE_MODULUS
 from models_py.warehouse import publish
 from models_py.warehouse.connection import fetch_arrow
-from models_py.warehouse.schema import FEATURE_DRIFT, SCORE_DRIFT, SCORE_HISTORY
+from models_py.warehouse.schema import FEATURE_DRIFT, SCORE_DRIFT, night_of_scores
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,7 @@ def score_drift(
     con: duckdb.DuckDBPyConnection,
     run_id: str,
     as_of: date,
+    history_dir: Path,
     previous_day: date | None,
     scores: np.ndarray,
     warn: float,
@@ -73,12 +75,11 @@ def score_drift(
     (None on the first night, or after a change of model, which may rightly move every score)."""
     if previous_day is None:
         return None
-    previous_model = con.execute(
-        f"select max(model_version) from {SCORE_HISTORY} where as_of_date = ?", [previous_day]
-    ).fetchone()[0]
+    night = night_of_scores(history_dir, previous_day)
+    previous_model = con.execute(f"select max(model_version) from {night}").fetchone()[0]
     if model_version is not None and previous_model != model_version:
         return None
-    previous = con.execute(f"select propensity from {SCORE_HISTORY} where as_of_date = ?", [previous_day]).fetchnumpy()
+    previous = con.execute(f"select propensity from {night}").fetchnumpy()
     previous = previous["propensity"]
     edges = edges_of(previous)
     value = psi(shares(previous, edges), shares(scores, edges))
@@ -146,7 +147,15 @@ def check_score_drift(
 ) -> None:
     previous_day = publish.previous_scored_date(cfg, as_of)
     shifted = score_drift(
-        con, run_id, as_of, previous_day, propensity, cfg.drift_warn_psi, cfg.drift_fail_psi, model_version
+        con,
+        run_id,
+        as_of,
+        cfg.score_history_dir,
+        previous_day,
+        propensity,
+        cfg.drift_warn_psi,
+        cfg.drift_fail_psi,
+        model_version,
     )
     if shifted:
         raise_if_drifted([shifted], f"scores as of {as_of} vs the previous day", cfg.drift_fail_psi)

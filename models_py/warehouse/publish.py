@@ -13,8 +13,7 @@ import pyarrow.parquet as pq
 
 from models_py.config import Settings
 from models_py.errors import BadInputError
-from models_py.warehouse.schema import SCORE_HISTORY as HISTORY_TABLE
-from models_py.warehouse.schema import SCORE_HISTORY_COLUMNS, score_history_file, scored_days
+from models_py.warehouse.schema import SCORE_HISTORY_COLUMNS, night_of_scores, score_history_file, scored_days
 from models_py.warehouse.serving import durable, served, write_failure
 
 
@@ -71,8 +70,8 @@ def previous_scores(
     if day is None:
         return None
     row = con.execute(
-        f"select count(*), avg(propensity), max(model_version) = ? from {HISTORY_TABLE} where as_of_date = ?",
-        [model_version, day],
+        f"select count(*), avg(propensity), max(model_version) = ? from {night_of_scores(cfg.score_history_dir, day)}",
+        [model_version],
     ).fetchone()
     if not row[0]:
         return None
@@ -83,12 +82,12 @@ def already_published(con: duckdb.DuckDBPyConnection, cfg: Settings, as_of: date
     """The run whose scores for ``as_of`` marketing reads now, if they came from the current champion: only then is
     there nothing to redo (a run killed between writing the history and swapping the serving file is redone)."""
     on_serving = served(cfg)
-    if on_serving is None or on_serving[0] != as_of:
+    if on_serving is None or on_serving[0] != as_of or not score_history_file(cfg.score_history_dir, as_of).is_file():
         return None
     row = con.execute(
-        f"""select h.run_id from {HISTORY_TABLE} h
+        f"""select h.run_id from {night_of_scores(cfg.score_history_dir, as_of)} h
             join ml.model_registry r on r.model_version = h.model_version and r.status = 'champion'
-            where h.as_of_date = ? and h.run_id = ? limit 1""",
-        [as_of, on_serving[1]],
+            where h.run_id = ? limit 1""",
+        [on_serving[1]],
     ).fetchone()
     return row[0] if row else None

@@ -163,6 +163,16 @@ def score_history_file(folder: Path, as_of: date) -> Path:
     return folder / f"scores_{as_of.isoformat()}.parquet"
 
 
+def night_of_scores(folder: Path, as_of: date) -> str:
+    """One scored night as a table expression: its own file, typed as the history view types it. The view finds a
+    night by opening every night's file, a cost that grows with each night kept."""
+    return f"(select {_typed_history_columns()} from read_parquet({sql_path(score_history_file(folder, as_of))}))"
+
+
+def _typed_history_columns() -> str:
+    return ", ".join(f"cast({c} as {t.replace('not null', '').strip()}) as {c}" for c, t in SCORE_HISTORY_COLUMNS)
+
+
 def scored_days(folder: Path) -> list[date]:
     """The scored as-of dates in order, from the file names: the job's questions about which days are scored cost
     a directory listing, where the view would read a date from every row of every night."""
@@ -208,7 +218,7 @@ def _ensure_score_history(con: duckdb.DuckDBPyConnection, folder: Path) -> None:
     if found and found[0] == "view" and files in found[1] and (folder / SCORE_HISTORY_EMPTY).is_file():
         return
     folder.mkdir(parents=True, exist_ok=True)
-    typed = ", ".join(f"cast({c} as {t.replace('not null', '').strip()}) as {c}" for c, t in SCORE_HISTORY_COLUMNS)
+    typed = _typed_history_columns()
     nulls = ", ".join(f"null as {c}" for c, _ in SCORE_HISTORY_COLUMNS)
     con.execute(f"copy (select {typed} from (select {nulls}) where false) to {sql_path(folder / SCORE_HISTORY_EMPTY)}")
     if found and found[0] == "table":

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import html
 import json
-from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -16,7 +15,6 @@ from models_py.ops.report.marketing import marketing_section
 from models_py.ops.report.page import STYLE, Page
 from models_py.ops.report.sections import data_section, drift_section, model_section
 from models_py.shop_calendar import ShopCalendar
-from models_py.warehouse.schema import scored_days
 
 
 def write_report(
@@ -26,12 +24,12 @@ def write_report(
     backtest_summary: dict | None,
     title: str,
     ceiling: dict | None = None,
-    scored: list[date] | None = None,
+    history: Path | None = None,
 ) -> Path:
-    """The report page; ``scored`` are the scored days in order (schema.scored_days), for tonight's audiences."""
+    """The report page; ``history`` is the score history's folder, for tonight's audiences."""
     folder.mkdir(parents=True, exist_ok=True)
     page = Page(folder, cache=folder.parent / ".charts")
-    marketing_section(page, con, scored or [])
+    marketing_section(page, con, history)
     data_section(page, con, calendar)
     model_section(page, con)
     drift_section(page, con)
@@ -60,8 +58,7 @@ def refresh(con: duckdb.DuckDBPyConnection, cfg: Settings, run_id: str, title: s
     the simulated scale-1 shop and shipped with the project (said so on the page)."""
     backtest = results.latest(cfg.reports_dir, "backtests") or _shipped("backtest_scale1.json")
     ceiling = results.latest(cfg.reports_dir, "ceilings") or _shipped("ceiling_scale1.json")
-    scored = scored_days(cfg.score_history_dir)
-    return write_report(con, cfg.reports_dir / run_id, cfg.calendar, backtest, title, ceiling, scored)
+    return write_report(con, cfg.reports_dir / run_id, cfg.calendar, backtest, title, ceiling, cfg.score_history_dir)
 
 
 def _shipped(name: str) -> dict | None:

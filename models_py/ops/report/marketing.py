@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date
+from pathlib import Path
 
 import duckdb
 
 from models_py.ops.report.page import Page, table
-from models_py.warehouse.schema import SCORE_HISTORY
+from models_py.warehouse.schema import night_of_scores, scored_days
 
 TERMS = (
     "<p><b>Propensity</b>: the probability that a visitor buys at least once in the 7 days from the as-of date, "
@@ -28,19 +28,20 @@ EXAMPLE_SQL = (
 )
 
 
-def marketing_section(page: Page, con: duckdb.DuckDBPyConnection, scored: list[date]) -> None:
-    """Tonight's audiences; ``scored``: the scored days in order (schema.scored_days)."""
-    nights = scored[::-1][:2]
+def marketing_section(page: Page, con: duckdb.DuckDBPyConnection, history: Path | None) -> None:
+    """Tonight's audiences, from the score history's folder (``history``): tonight's file and the night's before."""
+    nights = scored_days(history)[::-1][:2] if history else []
     if not nights:
         page.section("Tonight's audiences", "<p>Nothing scored yet: run <code>propensity nightly</code>.</p>")
         return
     tonight, previous = nights[0], nights[1] if len(nights) > 1 else None
+    both = " union all ".join(f"select * from {night_of_scores(history, night)}" for night in nights)
     segments = con.execute(
         f"""select segment, count(*) filter (where as_of_date = ?), sum(propensity) filter (where as_of_date = ?),
                    avg(propensity) filter (where as_of_date = ?), count(*) filter (where as_of_date = ?)
-            from {SCORE_HISTORY} where as_of_date in (?, ?) group by 1
+            from ({both}) group by 1
             order by case segment when 'hot' then 1 when 'warm' then 2 else 3 end""",
-        [tonight, tonight, tonight, previous, tonight, previous],
+        [tonight, tonight, tonight, previous],
     ).fetchall()
     total = sum(r[1] for r in segments) or 1
     segment_rows = [
@@ -49,8 +50,7 @@ def marketing_section(page: Page, con: duckdb.DuckDBPyConnection, scored: list[d
     ]
     deciles = con.execute(
         f"""select decile, count(*), min(propensity), max(propensity), sum(propensity)
-            from {SCORE_HISTORY} where as_of_date = ? group by 1 order by 1""",
-        [tonight],
+            from {night_of_scores(history, tonight)} group by 1 order by 1""",
     ).fetchall()
     expected_all = sum(r[2] or 0 for r in segments)
     top = next((r[4] for r in deciles if r[0] == 1), 0.0)
