@@ -169,7 +169,7 @@ def test_the_reports_data_section_shows_its_last_weeks_in_the_shops_hours(tmp_pa
 
     con = duckdb.connect()
     con.execute("create schema intermediate")
-    con.execute(  # 200 shop days, day d with d events
+    con.execute(  # 200 shop days, the n-th with n events
         """create table intermediate.int_visitor_days_rolled_up as
            select d as shop_day, date '1970-01-01' + cast(d as integer) as shop_date, d % 7 as visitor_id,
                   d - 16000 as num_events, d - 16000 as num_views, 0 as num_addtocarts, 0 as num_purchased_items
