@@ -124,26 +124,27 @@ class _TopRows:
     cut_at: int = 0
 
     def add(self, visitor_id: np.ndarray, p: np.ndarray, x: np.ndarray) -> None:
-        above = p >= self.edge
-        if not above.all():
-            at = np.flatnonzero(above)
-            visitor_id, p, x = visitor_id[at], p[at], _rows(x, at)
-        self.chunks.append((visitor_id, p, x))
-        self.rows += p.size
+        chunk = self._at_or_above_edge((visitor_id, p, x))
+        self.chunks.append(chunk)
+        self.rows += chunk[1].size
         if self.keep > 0 and self.rows >= max(self.cut_at, self.keep + self.keep // 4 + 1):
             self._cut()
 
     def _cut(self) -> None:
         pool = np.concatenate([c[1] for c in self.chunks])
         self.edge = max(self.edge, float(np.partition(pool, pool.size - self.keep)[pool.size - self.keep]))
-        cut = []
-        for visitor_id, p, x in self.chunks:
-            above = p >= self.edge
-            at = None if above.all() else np.flatnonzero(above)
-            cut.append((visitor_id, p, x) if at is None else (visitor_id[at], p[at], _rows(x, at)))
-        self.chunks = cut
-        self.rows = sum(c[1].size for c in cut)
+        self.chunks = [self._at_or_above_edge(c) for c in self.chunks]
+        self.rows = sum(c[1].size for c in self.chunks)
         self.cut_at = self.rows + self.keep // 4 + 1  # ties at the edge may keep more than `keep`: cut again later
+
+    def _at_or_above_edge(self, chunk: tuple[np.ndarray, np.ndarray, np.ndarray]):
+        """The chunk's rows at or above the edge (the chunk itself when all are)."""
+        visitor_id, p, x = chunk
+        above = p >= self.edge
+        if above.all():
+            return chunk
+        at = np.flatnonzero(above)
+        return visitor_id[at], p[at], _rows(x, at)
 
     def take_rows(self) -> tuple[np.ndarray, np.ndarray]:
         """Visitor ids and features of the kept rows, handed over: the chunks are let go as they are joined (a
