@@ -59,6 +59,7 @@ class Settings:
     drift_warn_only_features: str
     max_visitor_cutoffs_per_build: int
     max_cutoff_visitors: int
+    max_visitors_per_insert: int
     max_training_negatives: int
     max_validation_rows: int
     score_batch_rows: int

@@ -151,3 +151,28 @@ def test_a_longer_window_is_a_setting_and_counts_exactly_its_days(own_world, mon
             [cutoff_ms, cutoff_ms, newest],
         ).fetchone()
     assert wrong == 0 and longer > 0
+
+
+def test_a_feature_mart_inserted_in_visitor_ranges_equals_one_insert(own_world, monkeypatch) -> None:
+    """A night with more visitors than one insert may join (PROPENSITY_MAX_VISITORS_PER_INSERT, set from a large
+    shop's memory) inserts its features range by range: the same rows, no visitor lost at a range's edge or twice."""
+    cfg = own_world.cfg
+    read = f"select * from {FEATURES} where as_of_date = ? order by visitor_id"
+    with duckdb.connect(str(cfg.warehouse_path), read_only=True) as con:
+        newest = con.execute(f"select max(as_of_date) from {FEATURES}").fetchone()[0]
+        one_insert = con.execute(read, [newest]).fetchall()
+    monkeypatch.setenv("PROPENSITY_MAX_VISITORS_PER_INSERT", str(len(one_insert) // 3))
+    dbt.build(settings(), build_plan.BuildPlan(features=[newest], scored=newest))
+    with duckdb.connect(str(cfg.warehouse_path), read_only=True) as con:
+        splits = [r[0] for r in con.execute("select * from ml.build_visitor_splits order by 1").fetchall()]
+        ranged = con.execute(read, [newest]).fetchall()
+        # Each insert appends its range after the previous one's: the ranges were inserted one by one, all non-empty.
+        range_number = " + ".join(f"cast(visitor_id >= {k} as integer)" for k in splits)
+        ranges = con.execute(
+            f"""select {range_number or 0}, min(rowid), max(rowid) from {FEATURES} where as_of_date = ?
+                group by 1 order by 1""",
+            [newest],
+        ).fetchall()
+    assert len(splits) in (2, 3) and len(ranges) == len(splits) + 1
+    assert all(earlier[2] < later[1] for earlier, later in zip(ranges, ranges[1:], strict=False))
+    assert ranged == one_insert

@@ -21,6 +21,15 @@
     {{ return(out) }}
 {%- endmacro %}
 
+{% macro visitor_splits() -%}
+    {#- The visitor ids at which a ranged insert starts a new range, ascending (ml.build_visitor_splits); none: one
+        insert. Empty while dbt only parses, or where the job never wrote them. -#}
+    {%- set splits = source('job', 'build_visitor_splits') -%}
+    {%- if not execute or load_relation(splits) is none -%}{{ return([]) }}{%- endif -%}
+    {%- set rows = run_query('select first_visitor_id from ' ~ splits ~ ' order by 1') -%}
+    {{ return(rows.columns[0].values() | map('int') | list) }}
+{%- endmacro %}
+
 {% macro cutoff_values(cutoffs) -%}
     {#- The cut-offs as rows (as_of_date, as_of_day, cutoff_ms); one impossible row when there are none. -#}
     {%- for c in cutoffs %}

@@ -10,14 +10,27 @@
 {%- endmacro %}
 
 {% macro default__replace_as_of_dates_sql(arg_dict) -%}
+    {#- A model configured with insert_in_visitor_ranges inserts once per visitor-id range of the plan (see
+        visitor_splits): the filter reaches every per-visitor scan under the view, so each insert joins and groups
+        only its range's visitors, within DuckDB's memory, where one insert of a large shop's night spilled. -#}
     {%- set target = arg_dict['target_relation'] -%}
     {%- set columns = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
     {%- set dates = cutoffs_to_build('features') | map(attribute='as_of_date') | list -%}
+    {%- set bounds = [none] + (visitor_splits() if config.get('insert_in_visitor_ranges') else []) + [none] -%}
     {%- if dates %}
     {{ adapter.dispatch('delete_as_of_dates', 'propensity')(target, dates) }};
     {%- endif %}
+    {%- for first_id in bounds[:-1] %}
+    {%- set next_id = bounds[loop.index] %}
     insert into {{ target }} ({{ columns }})
     select {{ columns }} from {{ arg_dict['temp_relation'] }}
+    {%- if first_id is not none %}
+    where visitor_id >= {{ first_id }}{% if next_id is not none %} and visitor_id < {{ next_id }}{% endif %}
+    {%- elif next_id is not none %}
+    where visitor_id < {{ next_id }}
+    {%- endif %}
+    {%- if not loop.last %};{% endif %}
+    {%- endfor %}
 {%- endmacro %}
 
 {#- The temporary relation of an incremental model: a view for replace_as_of_dates (read once, by the insert),

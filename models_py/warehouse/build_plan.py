@@ -16,10 +16,11 @@ from models_py.config import Settings
 from models_py.errors import BadInputError
 from models_py.shop_calendar import DAY_MS, EPOCH
 from models_py.transaction import transaction
-from models_py.warehouse.schema import BUILD_PLAN, DERIVED_SCHEMAS, LAST_BUILD
+from models_py.warehouse.schema import BUILD_PLAN, BUILD_VISITOR_SPLITS, DERIVED_SCHEMAS, LAST_BUILD
 
 FEATURES_MART = "marts.fct_visitor_features"
 LABELS_MART = "marts.fct_visitor_labels"
+VISITOR_TOTALS = "intermediate.int_visitor_totals_folded"  # one row a visitor seen before each cut-off
 ROLLUP_OF_VISITOR_DAYS = "intermediate.int_visitor_days_rolled_up"  # the last daily rollup a build makes
 ROLLUP_MODELS = ("+int_visitor_days_rolled_up", "+int_visitor_category_days_rolled_up")  # every daily rollup
 WARM_UP_DAYS = 30  # the longest feature window: earlier cut-offs would see truncated windows
@@ -141,10 +142,13 @@ def samples_visitors(plan: BuildPlan) -> bool:
     return any(d != plan.scored for d in plan.features)
 
 
-def write(con: duckdb.DuckDBPyConnection, cfg: Settings, plan: BuildPlan, visitors: int = 0) -> None:
-    """Tell dbt which as-of dates its next build makes (the models read ml.build_plan when they compile), and which
+def write(
+    con: duckdb.DuckDBPyConnection, cfg: Settings, plan: BuildPlan, visitors: int = 0, splits: list[int] | None = None
+) -> None:
+    """Tell dbt which as-of dates its next build makes (the models read ml.build_plan when they compile), which
     share of the shop's ``visitors`` a past cut-off keeps: all, or a uniform sample of about
-    PROPENSITY_MAX_CUTOFF_VISITORS (training reads no more of a cut-off); tonight's scored date keeps everyone."""
+    PROPENSITY_MAX_CUTOFF_VISITORS (training reads no more of a cut-off); tonight's scored date keeps everyone. And
+    the visitor ids where the feature mart's insert starts a new range (see ``visitor_splits``)."""
     share = min(1.0, cfg.max_cutoff_visitors / visitors) if visitors else 1.0
     rows = [
         (d, (d - EPOCH).days, cfg.calendar.day_start_ms(d), d in plan.features, d in plan.labels,
@@ -159,6 +163,41 @@ def write(con: duckdb.DuckDBPyConnection, cfg: Settings, plan: BuildPlan, visito
                     visitor_share) values (?, ?, ?, ?, ?, ?)""",
                 rows,
             )
+        con.execute(f"delete from {BUILD_VISITOR_SPLITS}")
+        if splits:
+            con.executemany(f"insert into {BUILD_VISITOR_SPLITS} values (?)", [(k,) for k in splits])
+
+
+def known_visitors(con: duckdb.DuckDBPyConnection) -> tuple[int, int, int]:
+    """How many visitors the warehouse knows and their lowest and highest id: from the newest folded totals (one
+    row a visitor; tonight adds only the day's newcomers), or, before the first build, from the events."""
+    try:
+        known = con.execute(
+            f"""select count(*), min(visitor_id), max(visitor_id) from {VISITOR_TOTALS}
+                where as_of_day = (select max(as_of_day) from {VISITOR_TOTALS})"""
+        ).fetchone()
+    except duckdb.CatalogException:
+        known = (0, None, None)
+    if not known[0]:
+        known = con.execute(
+            "select approx_count_distinct(visitorid), min(visitorid), max(visitorid) from raw.events"
+        ).fetchone()
+    return known
+
+
+def visitor_splits(
+    con: duckdb.DuckDBPyConnection, cfg: Settings, plan: BuildPlan, visitors: int, rows_per_insert: int
+) -> list[int]:
+    """The visitor ids at which the feature mart's insert starts a new range, so that a range's rows (its visitors
+    on each of the plan's cut-offs, a past cut-off's sample of them) stay within ``rows_per_insert``: a scale-100
+    night's one insert spilled ~30 GB to disk. None when one insert fits, as up to scale 10. The ranges split the
+    known ids evenly; the first is open below and the last above, so tonight's new visitors belong to one."""
+    known, first_id, last_id = known_visitors(con)
+    visitors = max(visitors, known)
+    sampled = min(visitors, cfg.max_cutoff_visitors)
+    rows = sum(visitors if d == plan.scored else sampled for d in plan.features)
+    ranges = min(-(-rows // max(rows_per_insert, 1)), last_id - first_id + 1) if rows else 1
+    return [first_id + (last_id - first_id + 1) * k // ranges for k in range(1, ranges)]
 
 
 def passes(plan: BuildPlan, visitors: int, max_visitor_cutoffs: int) -> list[BuildPlan]:

@@ -17,6 +17,9 @@ from models_py.warehouse import schema
 
 AUTO_MEMORY_FLOOR = 2 << 30
 AUTO_MEMORY_PER_EVENT = 220  # bytes: scale 10 (27M events) rolls its history up in the 5.6 GiB this gives; 2 GB fails
+# bytes a feature-mart row (visitor x cut-off) needs in one insert: scale 10's 14.1M rows fit 5.6 GiB; in 1.1 GiB,
+# 3.5M fit and 14.1M spilled 2.1 GB (docs/performance.md, 2026-12-03).
+MART_MEMORY_PER_ROW = 400
 
 
 def memory_limit(setting: str, events: int = 0) -> str:
@@ -43,6 +46,12 @@ def events_that_fit(setting: str, events: int) -> int:
     """How many events one dbt build can roll up within the memory limit dbt gets for a warehouse of ``events``
     events (AUTO_MEMORY_PER_EVENT each): a larger history is rolled up in chunks of days."""
     return memory_bytes(memory_limit(setting, events)) // AUTO_MEMORY_PER_EVENT
+
+
+def mart_rows_that_fit(setting: str, events: int) -> int:
+    """How many feature-mart rows one insert can join and group within the memory limit dbt gets for a warehouse
+    of ``events`` events (MART_MEMORY_PER_ROW each): a larger build inserts in visitor-id ranges."""
+    return memory_bytes(memory_limit(setting, events)) // MART_MEMORY_PER_ROW
 
 
 def loaded_events(con: duckdb.DuckDBPyConnection) -> int:

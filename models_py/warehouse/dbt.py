@@ -21,7 +21,7 @@ from models_py.errors import JobFailed, ResourceError, WarehouseBusyError
 from models_py.shop_calendar import EPOCH, utc_now_naive
 from models_py.warehouse import build_plan, spark
 from models_py.warehouse.build_plan import BuildPlan
-from models_py.warehouse.connection import events_that_fit, loaded_events, memory_limit, session
+from models_py.warehouse.connection import events_that_fit, loaded_events, mart_rows_that_fit, memory_limit, session
 from models_py.warehouse.schema import DERIVED_SCHEMAS, LAST_BUILD
 
 PR_SET_PDEATHSIG = 1
@@ -118,7 +118,8 @@ def failure(cfg: Settings, args: list[str], lines: list[str], limit: str = "") -
         return ResourceError(
             f"out of memory in dbt: DuckDB needed more than {limit or cfg.duckdb_memory_limit} "
             f"(PROPENSITY_DUCKDB_MEMORY_LIMIT={cfg.duckdb_memory_limit}) and could not spill the rest to disk. Raise "
-            "that limit, or lower PROPENSITY_MAX_VISITOR_CUTOFFS_PER_BUILD "
+            "that limit, or lower PROPENSITY_MAX_VISITORS_PER_INSERT so the feature mart inserts fewer visitors at "
+            "a time, or PROPENSITY_MAX_VISITOR_CUTOFFS_PER_BUILD "
             f"({cfg.max_visitor_cutoffs_per_build:,}) so a first night builds fewer cut-offs per pass; nothing was "
             "published.\n" + "\n".join(problems[-5:])
         )
@@ -129,7 +130,8 @@ def build(cfg: Settings, plan: BuildPlan, progress: Callable[[str], None] | None
     """`dbt build` of the plan's dates: the models, then dbt's tests on what they built. dbt's unit tests check the
     SQL, not the night's data: they run with the test suite (`make test`), not every night. A large first night
     rolls its history up in chunks of days that fit DuckDB's memory limit, then builds its cut-offs in passes
-    (PROPENSITY_MAX_VISITOR_CUTOFFS_PER_BUILD)."""
+    (PROPENSITY_MAX_VISITOR_CUTOFFS_PER_BUILD); a pass with more visitors than the limit joins at once inserts its
+    features in visitor-id ranges (PROPENSITY_MAX_VISITORS_PER_INSERT)."""
     visitors = 0
     with session(cfg) as con:
         inputs = inputs_digest(con, cfg)
@@ -154,7 +156,13 @@ def build(cfg: Settings, plan: BuildPlan, progress: Callable[[str], None] | None
             progress(f"  pass {number} of {len(steps)}: {build_plan.describe(step)}")
         with session(cfg) as con:
             spark.check_engine(con, cfg)
-            build_plan.write(con, cfg, step, visitors)
+            splits = []
+            if cfg.engine == "duckdb":  # Spark spreads a build over its executors itself
+                fit = cfg.max_visitors_per_insert or mart_rows_that_fit(cfg.duckdb_memory_limit, events)
+                splits = build_plan.visitor_splits(con, cfg, step, visitors, fit)
+                if progress and splits:
+                    progress(f"  the feature mart inserts in {len(splits) + 1} visitor-id ranges of <= ~{fit:,} rows")
+            build_plan.write(con, cfg, step, visitors, splits)
             if cfg.engine == "spark":
                 spark.export_sources(con, cfg)
         run_dbt(cfg, ["build", "--exclude-resource-type", "unit_test"], progress, events)

@@ -114,6 +114,8 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
         ("builds_labels", "boolean not null"),
         ("visitor_share", "double"),
     ),
+    # Where the feature mart's insert starts a new visitor-id range (none: one insert); see build_plan.visitor_splits.
+    "ml.build_visitor_splits": (("first_visitor_id", "bigint not null"),),
     "ml.last_build": (
         ("scored_as_of", "date"),
         ("inputs_digest", "varchar not null"),
@@ -155,6 +157,7 @@ FEATURE_DRIFT = "ml.feature_drift"
 SCORE_DRIFT = "ml.score_drift"
 BACKTEST_METRICS = "ml.backtest_metrics"
 BUILD_PLAN = "ml.build_plan"
+BUILD_VISITOR_SPLITS = "ml.build_visitor_splits"
 LAST_BUILD = "ml.last_build"  # what the derived tables were last built from (see dbt.build_is_current)
 DERIVED_SCHEMAS = ("intermediate", "marts")  # what dbt builds from the events; staging is views and the catalogue
 

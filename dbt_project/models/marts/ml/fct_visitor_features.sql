@@ -3,6 +3,7 @@
         materialized='incremental',
         unique_key='as_of_date',
         incremental_strategy=replacing_as_of_dates(),
+        insert_in_visitor_ranges=true,
         partition_by=['as_of_date'],
         on_schema_change='append_new_columns',
         post_hook="{{ prune_as_of_dates(this, keep_newest=var('keep_nightly_features'), keep_spine=true) }}",
