@@ -454,6 +454,29 @@ def test_a_large_first_night_is_built_in_bounded_passes() -> None:
     assert all(d <= s.features[-1] for s in steps for d in s.labels)  # a label's features are built by then
 
 
+def test_a_night_too_large_for_one_insert_gets_visitor_ranges_for_its_rows() -> None:
+    """The feature mart's rows (every visitor on the scored date, a sample on a past cut-off) split into as many
+    visitor-id ranges as they need of the rows one insert may hold; up to scale 10 one insert, no split."""
+    from dataclasses import replace
+
+    from models_py.warehouse.build_plan import BuildPlan, visitor_splits
+    from models_py.warehouse.connection import mart_rows_that_fit
+
+    con = duckdb.connect()
+    con.execute("create schema raw; create table raw.events as select range + 1000 as visitorid from range(100000)")
+    cfg = replace(settings(), max_cutoff_visitors=10_000)
+    tonight = date(2015, 9, 18)
+    first_night = BuildPlan(features=[tonight - timedelta(days=k) for k in (14, 7, 0)], scored=tonight)
+    assert visitor_splits(con, cfg, first_night, 100_000, rows_per_insert=50_000) == [34_333, 67_666]  # 120k rows
+    tonight_only = BuildPlan(features=[tonight], scored=tonight)  # the visitors known: ~100k, from the events
+    assert visitor_splits(con, cfg, tonight_only, 0, rows_per_insert=60_000) == [51_000]
+    assert visitor_splits(con, cfg, tonight_only, 0, rows_per_insert=1_000_000) == []
+    # dbt's memory limit at scale 10 (27.3M events) holds its 14.1M visitors in one insert; scale 100's 140.8M need
+    # five in the 11.7 GiB this machine gives dbt.
+    assert mart_rows_that_fit("auto", 27_300_000) > 14_100_000
+    assert 140_800_000 / 5 < mart_rows_that_fit("11.7GiB", 0) < 140_800_000 / 4
+
+
 def test_the_readmes_cron_line_runs_under_bin_sh_and_alerts(tmp_path: Path) -> None:
     """The documented crontab line, as cron runs it (`\\%` becomes `%`, then /bin/sh -c), on a fresh folder: the
     logs folder is created, the job fails on the missing landing folder, and the alert gets the message."""
