@@ -28,13 +28,14 @@ import pyarrow.parquet as pq
 from models_py.config import Settings
 from models_py.data.ingest import CATALOGUE_FILES
 from models_py.errors import BadInputError, JobFailed
-from models_py.warehouse.schema import BUILD_PLAN, DERIVED_SCHEMAS, sql_path
+from models_py.warehouse.schema import BUILD_PLAN, BUILD_VISITOR_SPLITS, DERIVED_SCHEMAS, sql_path
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 EVENTS = "raw.events"
-WHOLE_TABLES = ("raw.item_properties", "raw.category_tree", "raw.load_log", BUILD_PLAN)
+# Every source dbt declares is registered on Spark, so each needs its file; the visitor splits stay empty there.
+WHOLE_TABLES = ("raw.item_properties", "raw.category_tree", "raw.load_log", BUILD_PLAN, BUILD_VISITOR_SPLITS)
 PARTITION_KEYS = ("as_of_date", "shop_day")  # every partitioned table of the project is partitioned by a date
 
 
