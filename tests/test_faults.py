@@ -467,10 +467,11 @@ def test_a_night_too_large_for_one_insert_gets_visitor_ranges_for_its_rows() -> 
     cfg = replace(settings(), max_cutoff_visitors=10_000)
     tonight = date(2015, 9, 18)
     first_night = BuildPlan(features=[tonight - timedelta(days=k) for k in (14, 7, 0)], scored=tonight)
-    assert visitor_splits(con, cfg, first_night, 100_000, rows_per_insert=50_000) == [34_333, 67_666]  # 120k rows
+    in_events = (100_000, 1000, 100_999)
+    assert visitor_splits(con, cfg, first_night, 50_000, in_events) == [34_333, 67_666]  # 120k rows
     tonight_only = BuildPlan(features=[tonight], scored=tonight)  # the visitors known: ~100k, from the events
-    assert visitor_splits(con, cfg, tonight_only, 0, rows_per_insert=60_000) == [51_000]
-    assert visitor_splits(con, cfg, tonight_only, 0, rows_per_insert=1_000_000) == []
+    assert visitor_splits(con, cfg, tonight_only, rows_per_insert=60_000) == [51_000]
+    assert visitor_splits(con, cfg, tonight_only, rows_per_insert=1_000_000) == []
     # dbt's memory limit at scale 10 (27.3M events) holds its 14.1M visitors in one insert; scale 100's 140.8M need
     # five in the 11.7 GiB this machine gives dbt.
     assert mart_rows_that_fit("auto", 27_300_000) > 14_100_000

@@ -168,9 +168,19 @@ def write(
             con.executemany(f"insert into {BUILD_VISITOR_SPLITS} values (?)", [(k,) for k in splits])
 
 
-def known_visitors(con: duckdb.DuckDBPyConnection) -> tuple[int, int, int]:
+def visitors_in_events(con: duckdb.DuckDBPyConnection) -> tuple[int, int, int]:
+    """About how many visitors the events hold, and their lowest and highest id, in one pass over raw.events."""
+    return con.execute(
+        "select approx_count_distinct(visitorid), min(visitorid), max(visitorid) from raw.events"
+    ).fetchone()
+
+
+def known_visitors(
+    con: duckdb.DuckDBPyConnection, in_events: tuple[int, int, int] | None = None
+) -> tuple[int, int, int]:
     """How many visitors the warehouse knows and their lowest and highest id: from the newest folded totals (one
-    row a visitor; tonight adds only the day's newcomers), or, before the first build, from the events."""
+    row a visitor; tonight adds only the day's newcomers), or, before the first build, from the events
+    (``in_events``, when the caller has read them already)."""
     try:
         known = con.execute(
             f"""select count(*), min(visitor_id), max(visitor_id) from {VISITOR_TOTALS}
@@ -178,22 +188,24 @@ def known_visitors(con: duckdb.DuckDBPyConnection) -> tuple[int, int, int]:
         ).fetchone()
     except duckdb.CatalogException:
         known = (0, None, None)
-    if not known[0]:
-        known = con.execute(
-            "select approx_count_distinct(visitorid), min(visitorid), max(visitorid) from raw.events"
-        ).fetchone()
-    return known
+    return known if known[0] else in_events or visitors_in_events(con)
 
 
 def visitor_splits(
-    con: duckdb.DuckDBPyConnection, cfg: Settings, plan: BuildPlan, visitors: int, rows_per_insert: int
+    con: duckdb.DuckDBPyConnection,
+    cfg: Settings,
+    plan: BuildPlan,
+    rows_per_insert: int,
+    in_events: tuple[int, int, int] | None = None,
 ) -> list[int]:
     """The visitor ids at which the feature mart's insert starts a new range, so that a range's rows (its visitors
     on each of the plan's cut-offs, a past cut-off's sample of them) stay within ``rows_per_insert``: a scale-100
     night's one insert spilled ~30 GB to disk. None when one insert fits, as up to scale 10. The ranges split the
-    known ids evenly; the first is open below and the last above, so tonight's new visitors belong to one."""
-    known, first_id, last_id = known_visitors(con)
-    visitors = max(visitors, known)
+    known ids evenly; the first is open below and the last above, so tonight's new visitors belong to one.
+    ``in_events``: ``visitors_in_events``, when the build has read it (a first night's earlier passes fold fewer
+    visitors than its scored date has)."""
+    known, first_id, last_id = known_visitors(con, in_events)
+    visitors = max(in_events[0] if in_events else 0, known)
     sampled = min(visitors, cfg.max_cutoff_visitors)
     rows = sum(visitors if d == plan.scored else sampled for d in plan.features)
     ranges = min(-(-rows // max(rows_per_insert, 1)), last_id - first_id + 1) if rows else 1

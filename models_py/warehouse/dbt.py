@@ -132,14 +132,15 @@ def build(cfg: Settings, plan: BuildPlan, progress: Callable[[str], None] | None
     rolls its history up in chunks of days that fit DuckDB's memory limit, then builds its cut-offs in passes
     (PROPENSITY_MAX_VISITOR_CUTOFFS_PER_BUILD); a pass with more visitors than the limit joins at once inserts its
     features in visitor-id ranges (PROPENSITY_MAX_VISITORS_PER_INSERT)."""
-    visitors = 0
+    in_events = None
     with session(cfg) as con:
         inputs = inputs_digest(con, cfg)
         con.execute(f"delete from {LAST_BUILD}")  # the derived tables are about to change
         events = loaded_events(con)
         chunks = build_plan.rollup_chunks(con, cfg, events_that_fit(cfg.duckdb_memory_limit, events))
         if len(plan.features) > 1 or build_plan.samples_visitors(plan):
-            visitors = con.execute("select approx_count_distinct(visitorid) from raw.events").fetchone()[0]
+            in_events = build_plan.visitors_in_events(con)
+    visitors = in_events[0] if in_events else 0
     for until_day, chunk_events in chunks:
         if progress:
             progress(f"  rolling up the days before {EPOCH + timedelta(days=until_day)}: {chunk_events:,} events")
@@ -159,7 +160,7 @@ def build(cfg: Settings, plan: BuildPlan, progress: Callable[[str], None] | None
             splits = []
             if cfg.engine == "duckdb":  # Spark spreads a build over its executors itself
                 fit = cfg.max_visitors_per_insert or mart_rows_that_fit(cfg.duckdb_memory_limit, events)
-                splits = build_plan.visitor_splits(con, cfg, step, visitors, fit)
+                splits = build_plan.visitor_splits(con, cfg, step, fit, in_events)
                 if progress and splits:
                     progress(f"  the feature mart inserts in {len(splits) + 1} visitor-id ranges of <= ~{fit:,} rows")
             build_plan.write(con, cfg, step, visitors, splits)
