@@ -48,23 +48,25 @@ def _condition(kw: dict) -> str:
     return kw["row_condition"].replace("==", "=") if kw.get("row_condition") else "true"
 
 
-def _unexpected(con: duckdb.DuckDBPyConnection, rows: str, where: str, show: str) -> tuple[int, list]:
-    count = con.execute(f"select count(*) from {rows} where {where}").fetchone()[0]
-    sample = [r[0] for r in con.execute(f"select {show} from {rows} where {where} limit {SAMPLE}").fetchall()]
-    return count, sample
-
-
 def _values(check: Callable[[dict], str], show: Callable[[dict], str] = lambda kw: kw["column"]):
     """An expectation on each row: unexpected rows are those (meeting the row condition) where ``check`` fails.
-    With a locator (kw["_locate"], an SQL expression such as file and line), each sample value says where it is."""
+    With a locator (kw["_locate"], an SQL expression such as file and line), each sample value says where it is.
+    The count keeps the check in its WHERE, where DuckDB skips a stored table's row groups by their statistics; the
+    sample and the total are read only when needed (an expectation that holds, with no `mostly`, costs one query,
+    where three queries each took most of scale 100's scores gate: 43 s for 140M rows)."""
 
     def evaluate(con, rows: str, kw: dict) -> tuple[bool, int | None, list]:
         where = f"({_condition(kw)}) and not coalesce({check(kw)}, false)"
-        shown = show(kw) if not kw.get("_locate") else f"{kw['_locate']} || ': ' || cast({show(kw)} as varchar)"
-        count, sample = _unexpected(con, rows, where, shown)
-        total = con.execute(f"select count(*) from {rows} where {_condition(kw)}").fetchone()[0]
+        count = con.execute(f"select count(*) from {rows} where {where}").fetchone()[0]
+        sample = []
+        if count:
+            shown = show(kw) if not kw.get("_locate") else f"{kw['_locate']} || ': ' || cast({show(kw)} as varchar)"
+            sample = [r[0] for r in con.execute(f"select {shown} from {rows} where {where} limit {SAMPLE}").fetchall()]
         mostly = kw.get("mostly", 1.0)
-        return (count == 0 if mostly >= 1.0 else count <= (1 - mostly) * total), count, sample
+        if mostly >= 1.0:
+            return count == 0, count, sample
+        total = con.execute(f"select count(*) from {rows} where {_condition(kw)}").fetchone()[0]
+        return count <= (1 - mostly) * total, count, sample
 
     return evaluate
 
