@@ -56,14 +56,16 @@ def _segment(decile: np.ndarray, p: np.ndarray, threshold: float) -> np.ndarray:
     return np.where(p >= threshold, 0, np.where(decile == 1, 1, 2)).astype(np.int8)
 
 
-def _column_major(columns: list[pa.Array]) -> np.ndarray:
-    """The batch's feature matrix in column-major order: each column is one contiguous copy, where a row-major matrix
-    (np.column_stack) scatters every value: 0.06 s against 0.41 s for scale 1's 1.4M x 49 floats. XGBoost predicts
-    either layout alike, to the bit."""
+def _row_major(columns: list[pa.Array]) -> np.ndarray:
+    """The batch's feature matrix, row-major. Each column is copied contiguously into a column-major matrix first
+    (writing a column straight into a row-major one scatters every value: 7x slower), then transposed once.
+    XGBoost predicts a row-major matrix faster (scale 10's 14M visitors: 1.35 s against 1.83 s a 1.6M-row slice),
+    and the top decile's rows and the drift sample are then contiguous gathers. The values are the same, to the
+    bit."""
     x = np.empty((len(columns[0]), len(columns)), np.float32, order="F")
     for j, column in enumerate(columns):
         x[:, j] = column.to_numpy(zero_copy_only=False)
-    return x
+    return np.ascontiguousarray(x)
 
 
 def _feature_batches(
@@ -82,7 +84,7 @@ def _feature_batches(
             for b in reader:
                 # Copied: a view of the ids would keep DuckDB's whole batch, every feature column, alive.
                 ids = b.column(0).to_numpy().copy()
-                out.put((ids, _column_major(b.columns[1:])))
+                out.put((ids, _row_major(b.columns[1:])))
             out.put(None)
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which raises it
             out.put(exc)
@@ -96,17 +98,6 @@ def _feature_batches(
     thread.join()
 
 
-def _rows(x: np.ndarray, at: np.ndarray) -> np.ndarray:
-    """These rows of x, row-major. A batch arrives column-major, and numpy's row gather from it strides across every
-    column (3-8x slower than a column at a time); row-major chunks then make every later cut's gather contiguous."""
-    if x.flags.c_contiguous:
-        return x.take(at, axis=0)
-    rows = np.empty((at.size, x.shape[1]), x.dtype)
-    for j in range(x.shape[1]):
-        rows[:, j] = x[:, j].take(at)
-    return rows
-
-
 @dataclass
 class _TopRows:
     """The rows with the highest probabilities seen so far, ties at the edge included: at least `keep` of them once
@@ -114,17 +105,20 @@ class _TopRows:
     the top decile's features are at hand without reading the mart a second time. A batch's features are copied
     only for its rows at or above the edge; the edge is raised, and the kept rows cut down to it, only once a
     quarter of `keep` more rows are kept: a few cuts in all, where cutting on every batch copied every kept row
-    again each time (1.4M rows' features 56 times at scale 10, a tenth of the scoring time; quadratic in the
-    shop's size)."""
+    again each time (quadratic in the shop's size). A cut drops rows from a chunk's ids and probabilities and
+    notes which of its feature rows are left; the features themselves are copied only once fewer than half of
+    them are left, and at the end (each later cut drops a few rows of every chunk: copying every kept row's
+    features at each cut was a tenth of scale 10's scoring)."""
 
     keep: int
     edge: float = -np.inf
-    chunks: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
+    # (visitor ids, probabilities, features, which feature rows are these ids' (None: all, in order)) of kept rows
+    chunks: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]] = field(default_factory=list)
     rows: int = 0
     cut_at: int = 0
 
     def add(self, visitor_id: np.ndarray, p: np.ndarray, x: np.ndarray) -> None:
-        chunk = self._at_or_above_edge((visitor_id, p, x))
+        chunk = self._at_or_above_edge((visitor_id, p, x, None))
         self.chunks.append(chunk)
         self.rows += chunk[1].size
         if self.keep > 0 and self.rows >= max(self.cut_at, self.keep + self.keep // 4 + 1):
@@ -137,14 +131,17 @@ class _TopRows:
         self.rows = sum(c[1].size for c in self.chunks)
         self.cut_at = self.rows + self.keep // 4 + 1  # ties at the edge may keep more than `keep`: cut again later
 
-    def _at_or_above_edge(self, chunk: tuple[np.ndarray, np.ndarray, np.ndarray]):
+    def _at_or_above_edge(self, chunk: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]):
         """The chunk's rows at or above the edge (the chunk itself when all are)."""
-        visitor_id, p, x = chunk
+        visitor_id, p, x, rows = chunk
         above = p >= self.edge
         if above.all():
             return chunk
         at = np.flatnonzero(above)
-        return visitor_id[at], p[at], _rows(x, at)
+        rows = at if rows is None else rows[at]
+        if 2 * rows.size < len(x):
+            return visitor_id[at], p[at], x.take(rows, axis=0), None
+        return visitor_id[at], p[at], x, rows
 
     def take_rows(self) -> tuple[np.ndarray, np.ndarray]:
         """Visitor ids and features of the kept rows, handed over: the chunks are let go as they are joined (a
@@ -156,9 +153,12 @@ class _TopRows:
         x = np.empty((ids.size, chunks[0][2].shape[1]), np.float32)
         done = 0
         while chunks:
-            rows = chunks.pop(0)[2]
-            x[done : done + len(rows)] = rows
-            done += len(rows)
+            _, p, features, rows = chunks.pop(0)
+            if rows is None:
+                x[done : done + p.size] = features
+            else:
+                np.take(features, rows, axis=0, out=x[done : done + p.size])
+            done += p.size
         return ids, x
 
 
@@ -180,7 +180,7 @@ def _predict_all(
             raise JobFailed(f"the features as of {as_of} changed while they were scored (more than {visitors:,} rows)")
         ids[done : done + p.size], probabilities[done : done + p.size] = visitor_id, p
         done += p.size
-        sample.append(_rows(x, np.flatnonzero(visitor_id % modulus == 0)))
+        sample.append(x.take(np.flatnonzero(visitor_id % modulus == 0), axis=0))
         top.add(visitor_id, p, x)
     if done != visitors:
         raise JobFailed(f"the features as of {as_of} changed while they were scored ({done:,} of {visitors:,} rows)")
