@@ -52,8 +52,8 @@ def _values(check: Callable[[dict], str], show: Callable[[dict], str] = lambda k
     """An expectation on each row: unexpected rows are those (meeting the row condition) where ``check`` fails.
     With a locator (kw["_locate"], an SQL expression such as file and line), each sample value says where it is.
     The count keeps the check in its WHERE, where DuckDB skips a stored table's row groups by their statistics; the
-    sample and the total are read only when needed (an expectation that holds, with no `mostly`, costs one query,
-    where three queries each took most of scale 100's scores gate: 43 s for 140M rows)."""
+    sample and the total are read only when needed: an expectation that holds, with no `mostly`, costs one query,
+    not three (scale 100's scores gate, 140.8M rows registered from Arrow: 16 s against 24 s)."""
 
     def evaluate(con, rows: str, kw: dict) -> tuple[bool, int | None, list]:
         where = f"({_condition(kw)}) and not coalesce({check(kw)}, false)"
