@@ -83,18 +83,19 @@
     {%- endif -%}
 {%- endmacro %}
 
-{% macro in_visitor_sample(cutoffs, visitor_id='visitor_id') -%}
+{% macro in_visitor_sample(cutoffs, visitor_id='visitor_id', as_of_day='as_of_day') -%}
     {#- True for the visitors a cut-off keeps (rows keyed by as_of_day): all of them, or a uniform sample of its
         visitor_share (a large shop's past cut-offs, see PROPENSITY_MAX_CUTOFF_VISITORS). The sample is a function
         of the visitor alone: a multiplicative hash of the id (below 2^31, so the product fits a bigint on every
         engine) scaled to [0, 1). Buyers and non-buyers are kept alike, so nothing read from a sample needs weights.
         The multiplier is frac(sqrt 2) * 2^32, not a golden-ratio one like the Python samples' (dataset.hash_unit):
         two golden-ratio hashes are shifted copies of each other, and the validation sample drawn from a sampled
-        cut-off came out empty. -#}
+        cut-off came out empty. Every per-visitor part of a cut-off's features applies it too, so that a sampled
+        cut-off's windows, affinities and carts are worked out for its sample, not for every visitor. -#}
     {%- set sampled = [] -%}
     {%- for c in cutoffs if c.get('visitor_share', 1) < 1 -%}{%- do sampled.append(c) -%}{%- endfor -%}
     {%- if sampled -%}
-        case as_of_day
+        case {{ as_of_day }}
             {%- for c in sampled %}
             when {{ c.as_of_day }}
                 then cast(mod(mod(abs({{ visitor_id }}), 2147483648) * 1779033703, 4294967296) as double) / 4294967296

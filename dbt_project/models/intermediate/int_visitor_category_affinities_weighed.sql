@@ -8,7 +8,7 @@ with
 category_views as (
 
     select * from {{ ref('int_visitor_category_views_folded') }}
-    where {{ as_of_day_in(build) }}
+    where {{ as_of_day_in(build) }} and {{ in_visitor_sample(build) }}
 
 ),
 

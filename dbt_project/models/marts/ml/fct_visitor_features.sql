@@ -55,7 +55,7 @@ purchase_categories as (
 carts as (
 
     select * from {{ ref('int_carts_matched_to_purchases') }}
-    where {{ as_of_day_in(build) }}
+    where {{ as_of_day_in(build) }} and {{ in_visitor_sample(build) }}
 
 ),
 
