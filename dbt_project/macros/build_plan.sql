@@ -90,8 +90,10 @@
         engine) scaled to [0, 1). Buyers and non-buyers are kept alike, so nothing read from a sample needs weights.
         The multiplier is frac(sqrt 2) * 2^32, not a golden-ratio one like the Python samples' (dataset.hash_unit):
         two golden-ratio hashes are shifted copies of each other, and the validation sample drawn from a sampled
-        cut-off came out empty. Every per-visitor part of a cut-off's features applies it too, so that a sampled
-        cut-off's windows, affinities and carts are worked out for its sample, not for every visitor. -#}
+        cut-off came out empty. The per-visitor parts of a cut-off's features apply it too (its windows, its
+        affinities, the mart's count of open carts), so they are worked out for its sample, not for every visitor.
+        The folded state (totals, category views, carts) keeps every visitor: the next night folds forward from
+        it, and the mart samples it where it reads it. -#}
     {%- set sampled = [] -%}
     {%- for c in cutoffs if c.get('visitor_share', 1) < 1 -%}{%- do sampled.append(c) -%}{%- endfor -%}
     {%- if sampled -%}
