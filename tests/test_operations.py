@@ -169,14 +169,17 @@ def test_an_auto_duckdb_memory_limit_grows_with_the_shop_within_half_the_machine
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """PROPENSITY_DUCKDB_MEMORY_LIMIT=auto (the default): 2 GB for a small shop, 220 bytes per loaded event for a
-    larger one (scale 10's first night needs ~6 GB to sort its history), never more than half the machine; a size
-    given is used as given. Only dbt gets more: the job's own queries stream."""
+    larger one (scale 10's first night needs ~6 GB to sort its history) in coarse steps, never more than half the
+    machine; a size given is used as given. Only dbt gets more: the job's own queries stream."""
     from models_py.warehouse import connection, dbt
 
     half_the_machine = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
     assert connection.memory_limit("3GB", 10**9) == "3GB"
     assert connection.memory_limit("auto") == connection.memory_limit("auto", 2_800_000) == "2048MiB"  # scale 1
-    assert connection.memory_limit("auto", 27_300_000) == f"{27_300_000 * 220 >> 20}MiB"  # scale 10: 5.6 GiB
+    assert connection.memory_limit("auto", 27_300_000) == "6144MiB"  # scale 10: 5.6 GiB, in steps of 1 GiB
+    # A day's more events keep the limit, so dbt's profile, and its parsed project, stay as they were.
+    assert connection.memory_limit("auto", 27_500_000) == "6144MiB"
+    assert connection.memory_limit("auto", 30_000_000) == "7168MiB"
     assert connection.memory_limit("auto", 10**12) == f"{half_the_machine >> 20}MiB"
     path = tmp_path / "w.duckdb"
     with duckdb.connect(str(path)) as con:

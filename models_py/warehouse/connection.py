@@ -16,7 +16,7 @@ from models_py.errors import BadInputError, WarehouseBusyError
 from models_py.warehouse import schema
 
 AUTO_MEMORY_FLOOR = 2 << 30
-AUTO_MEMORY_PER_EVENT = 220  # bytes: scale 10 (27M events) rolls its history up in the 5.6 GiB this gives; 2 GB fails
+AUTO_MEMORY_PER_EVENT = 220  # bytes: scale 10 (27M events) rolls its history up in the 6 GiB this gives; 2 GB fails
 # bytes a feature-mart row (visitor x cut-off) needs in one insert: scale 10's 14.1M rows fit 5.6 GiB; in 1.1 GiB,
 # 3.5M fit and 14.1M spilled 2.1 GB (docs/performance.md, 2026-12-03).
 MART_MEMORY_PER_ROW = 400
@@ -29,7 +29,15 @@ def memory_limit(setting: str, events: int = 0) -> str:
     if setting != "auto":
         return setting
     half_the_machine = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
-    return f"{min(max(AUTO_MEMORY_FLOOR, events * AUTO_MEMORY_PER_EVENT), half_the_machine) >> 20}MiB"
+    return f"{min(_in_coarse_steps(max(AUTO_MEMORY_FLOOR, events * AUTO_MEMORY_PER_EVENT)), half_the_machine) >> 20}MiB"
+
+
+def _in_coarse_steps(size: int) -> int:
+    """``size`` rounded up to a quarter of the power of two below it (..., 4, 5, 6, 7, 8, 10, 12 GiB, ...). The limit
+    reaches dbt through its profile, and a profile that changes makes dbt parse the whole project again (2-3 s): in
+    steps, a growing shop's limit changes every few weeks of events, not every night."""
+    step = max(1, (1 << (size.bit_length() - 1)) // 4)
+    return -(-size // step) * step
 
 
 MEMORY_UNITS = {"KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30,
