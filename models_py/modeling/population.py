@@ -38,10 +38,18 @@ def psi(reference_shares: list[float] | np.ndarray, current_shares: np.ndarray) 
     return float(np.sum((c - r) * np.log(c / r)))
 
 
+def column(x: np.ndarray, j: int) -> np.ndarray:
+    """Column j of a feature matrix, contiguous. The matrices are row-major (what XGBoost predicts fastest), and the
+    masks and comparisons above over a strided column took over twice as long as a copy of it and the same work
+    (the profile of scale 1's 1.27M validation rows: 2.7 s against 1.2 s, the same profile)."""
+    return np.ascontiguousarray(x[:, j])
+
+
 def profile(x: np.ndarray, features: list[str]) -> dict[str, dict]:
     """Per feature: its bin edges and the share of rows in each bin."""
     out = {}
     for j, name in enumerate(features):
-        edges = edges_of(x[:, j])
-        out[name] = {"edges": edges, "shares": [float(s) for s in shares(x[:, j], edges)]}
+        values = column(x, j)
+        edges = edges_of(values)
+        out[name] = {"edges": edges, "shares": [float(s) for s in shares(values, edges)]}
     return out

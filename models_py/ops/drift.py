@@ -21,7 +21,7 @@ import numpy as np
 from models_py.errors import GateFailed
 from models_py.modeling import repeat_purchase
 from models_py.modeling.dataset import FEATURES_TABLE, to_matrix
-from models_py.modeling.population import edges_of, profile, psi, shares
+from models_py.modeling.population import column, edges_of, profile, psi, shares
 from models_py.modeling.score import SAMPLE_MODULUS
 from models_py.warehouse import publish
 from models_py.warehouse.connection import fetch_arrow
@@ -48,7 +48,7 @@ def feature_drift(
     drifts = []
     for j, name in enumerate(model.features):
         ref = reference[name]
-        value = psi(ref["shares"], shares(sample[:, j], ref["edges"]))
+        value = psi(ref["shares"], shares(column(sample, j), ref["edges"]))
         fail = math.inf if name in warn_only else cfg.drift_fail_psi
         drifts.append(Drift(name, value, status(value, cfg.drift_warn_psi, fail)))
     con.execute(f"delete from {FEATURE_DRIFT} where run_id = ?", [run_id])
