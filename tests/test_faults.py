@@ -443,7 +443,12 @@ def test_a_failure_hook_that_fails_under_bin_sh_is_reported(monkeypatch) -> None
 
 
 def test_a_large_first_night_is_built_in_bounded_passes() -> None:
+    """Passes of at most so many visitors x cut-offs: the setting, or by default as many as dbt's memory limit holds
+    at the feature mart's 400 bytes a row (three of scale 1's cut-offs in 2 GiB, one of scale 10's in 6 GiB)."""
+    from dataclasses import replace
+
     from models_py.warehouse.build_plan import BuildPlan, passes
+    from models_py.warehouse.dbt import visitor_cutoffs_per_pass
 
     days = [date(2015, 7, 3) + timedelta(days=7 * i) for i in range(9)]
     plan = BuildPlan(features=days, labels=days[:7])
@@ -452,6 +457,12 @@ def test_a_large_first_night_is_built_in_bounded_passes() -> None:
     assert [s.features for s in steps] == [days[0:2], days[2:4], days[4:6], days[6:8], days[8:]]
     assert sorted(d for s in steps for d in s.labels) == days[:7]
     assert all(d <= s.features[-1] for s in steps for d in s.labels)  # a label's features are built by then
+    auto = replace(settings(), duckdb_memory_limit="auto", max_visitor_cutoffs_per_build=0)
+    scale_1 = passes(plan, visitors=1_400_000, max_visitor_cutoffs=visitor_cutoffs_per_pass(auto, 2_800_000))
+    assert [s.features for s in scale_1] == [days[0:3], days[3:6], days[6:9]]
+    scale_10 = passes(plan, visitors=14_100_000, max_visitor_cutoffs=visitor_cutoffs_per_pass(auto, 27_300_000))
+    assert [len(s.features) for s in scale_10] == [1] * 9
+    assert visitor_cutoffs_per_pass(replace(auto, max_visitor_cutoffs_per_build=4_000_000), 2_800_000) == 4_000_000
 
 
 def test_a_night_too_large_for_one_insert_gets_visitor_ranges_for_its_rows() -> None:

@@ -72,7 +72,7 @@ def run_dbt(
         "PROPENSITY_PARQUET_DIR": str(cfg.spark_sources_dir),
         "PROPENSITY_SPARK_MASTER": cfg.spark_master,
         "PROPENSITY_SPARK_DRIVER_MEMORY": cfg.spark_driver_memory,
-        "PROPENSITY_DUCKDB_MEMORY_LIMIT": (limit := memory_limit(cfg.duckdb_memory_limit, events)),
+        "PROPENSITY_DUCKDB_MEMORY_LIMIT": memory_limit(cfg.duckdb_memory_limit, events),
         "PROPENSITY_DUCKDB_DISABLED_COMPRESSION": cfg.duckdb_disabled_compression,
         "DBT_PROFILES_DIR": str(cfg.profiles_dir),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
@@ -96,12 +96,21 @@ def run_dbt(
                 and not SPARK_LOG_LINE.match(line):  # fmt: skip
             progress("dbt | " + line.split("  ", 1)[-1].strip())
     if proc.wait() != 0:
-        raise failure(cfg, args, lines, limit)
+        raise failure(cfg, args, lines, events)
 
 
-def failure(cfg: Settings, args: list[str], lines: list[str], limit: str = "") -> JobFailed:
+def visitor_cutoffs_per_pass(cfg: Settings, events: int) -> int:
+    """Visitors x cut-offs one build pass may make: PROPENSITY_MAX_VISITOR_CUTOFFS_PER_BUILD, or as many as dbt's
+    memory limit holds at the feature mart's 400 bytes a row (scale 1's 1.4M visitors: three cut-offs a pass in
+    2 GiB; scale 10 and 100: one)."""
+    return cfg.max_visitor_cutoffs_per_build or mart_rows_that_fit(cfg.duckdb_memory_limit, events)
+
+
+def failure(cfg: Settings, args: list[str], lines: list[str], events: int = 0) -> JobFailed:
     """What a failed dbt call means for the operator: a busy warehouse (exit 3), a full disk, DuckDB out of its memory
-    limit (with the two settings that help), or the lines where dbt says what broke."""
+    limit (with the two settings that help), or the lines where dbt says what broke. ``events``: those the call
+    read, which size an ``auto`` memory limit."""
+    limit = memory_limit(cfg.duckdb_memory_limit, events)
     problems = [ln for ln in lines if any(k in ln for k in ("Error", "FAIL", "ERROR", "Got ", "lock"))]
     if any("Could not set lock" in ln or "Conflicting lock" in ln for ln in lines):
         return WarehouseBusyError(
@@ -116,11 +125,11 @@ def failure(cfg: Settings, args: list[str], lines: list[str], limit: str = "") -
         )
     if any("Out of Memory Error" in ln for ln in lines):
         return ResourceError(
-            f"out of memory in dbt: DuckDB needed more than {limit or cfg.duckdb_memory_limit} "
+            f"out of memory in dbt: DuckDB needed more than {limit} "
             f"(PROPENSITY_DUCKDB_MEMORY_LIMIT={cfg.duckdb_memory_limit}) and could not spill the rest to disk. Raise "
             "that limit, or lower PROPENSITY_MAX_VISITORS_PER_INSERT so the feature mart inserts fewer visitors at "
             "a time, or PROPENSITY_MAX_VISITOR_CUTOFFS_PER_BUILD "
-            f"({cfg.max_visitor_cutoffs_per_build:,}) so a first night builds fewer cut-offs per pass; nothing was "
+            f"({visitor_cutoffs_per_pass(cfg, events):,}) so a first night builds fewer cut-offs per pass; nothing was "
             "published.\n" + "\n".join(problems[-5:])
         )
     return DbtError("dbt " + " ".join(args) + " failed:\n" + "\n".join((problems or lines)[-25:]))
@@ -146,7 +155,7 @@ def build(cfg: Settings, plan: BuildPlan, progress: Callable[[str], None] | None
             progress(f"  rolling up the days before {EPOCH + timedelta(days=until_day)}: {chunk_events:,} events")
         run_dbt(cfg, ["run", "--select", *build_plan.ROLLUP_MODELS], progress, chunk_events,
                 extra_vars={"rollup_until_day": until_day})  # fmt: skip
-    steps = build_plan.passes(plan, visitors, cfg.max_visitor_cutoffs_per_build)
+    steps = build_plan.passes(plan, visitors, visitor_cutoffs_per_pass(cfg, events))
     if progress and build_plan.samples_visitors(plan) and visitors > cfg.max_cutoff_visitors:
         progress(
             f"  past cut-offs keep a uniform {cfg.max_cutoff_visitors / visitors:.0%} of the shop's ~{visitors:,} "
