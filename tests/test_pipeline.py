@@ -284,7 +284,7 @@ def test_the_kept_rows_hold_the_whole_top_decile_with_its_ties_and_are_cut_a_few
     top = score._TopRows(keep=keep)
     for start in range(0, n, batch):
         part = slice(start, start + batch)
-        # Batches come row-major from the mart (score._row_major); either layout must keep the same rows.
+        # Batches come row-major from the mart (dataset.row_major); either layout must keep the same rows.
         x = np.asarray(np.column_stack([ids[part], p[part]]), np.float64, order=layout)
         top.add(ids[part], p[part], x)
         assert top.rows <= max(top.cut_at, keep + keep // 4 + 1) + batch

@@ -33,17 +33,23 @@ def product_features(con: duckdb.DuckDBPyConnection) -> list[str]:
     return [c for c in cols if c not in KEYS]
 
 
-def to_matrix(table: pa.Table | pa.RecordBatch, features: list[str], out: np.ndarray | None = None) -> np.ndarray:
-    """Row-major float32 matrix, nulls as NaN (XGBoost learns a direction for missing values); fills ``out`` if
-    given. The columns are written into a column-major block, which is copied once: a column written straight into
-    a row-major matrix scatters every value (the same reason as scoring's ``_row_major``)."""
-    block = np.empty((table.num_rows, len(features)), dtype=np.float32, order="F")
-    for j, name in enumerate(features):
-        block[:, j] = table[name].cast(pa.float64()).to_numpy(zero_copy_only=False)  # nulls become NaN
+def row_major(columns: list[pa.Array | pa.ChunkedArray], out: np.ndarray | None = None) -> np.ndarray:
+    """The columns as a row-major float32 matrix (what XGBoost predicts fastest), nulls as NaN; fills ``out`` if
+    given. Each column is copied contiguously into a column-major block, which is then copied once: a column
+    written straight into a row-major matrix scatters every value (7x slower). The values are the same, to the bit."""
+    block = np.empty((len(columns[0]), len(columns)), dtype=np.float32, order="F")
+    for j, column in enumerate(columns):
+        block[:, j] = column.to_numpy(zero_copy_only=False)  # nulls become NaN
     if out is None:
         return np.ascontiguousarray(block)
     out[...] = block
     return out
+
+
+def to_matrix(table: pa.Table | pa.RecordBatch, features: list[str], out: np.ndarray | None = None) -> np.ndarray:
+    """The features of a table as a row-major float32 matrix, nulls as NaN (XGBoost learns a direction for missing
+    values); fills ``out`` if given."""
+    return row_major([table[name].cast(pa.float64()) for name in features], out)
 
 
 @dataclass
