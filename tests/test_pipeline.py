@@ -213,6 +213,25 @@ def test_reason_codes_are_the_largest_contributions_in_order() -> None:
     assert _top_reasons(contrib).tolist() == [[1, 3, 4], [0, 1, 2], [4, 2, 0]]
 
 
+def test_column_major_batches_predict_what_row_major_ones_do_to_the_bit() -> None:
+    """Scoring hands XGBoost column-major batches to skip a transposing copy; an XGBoost that read them otherwise
+    (or a layout that lost a value on the way) would change every published score."""
+    import xgboost as xgb
+
+    from models_py.modeling.dataset import column_major, row_major
+
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(3000, 6)).astype(np.float32)
+    x[rng.random(x.shape) < 0.2] = np.nan
+    y = (np.nan_to_num(x[:, 0]) + rng.normal(size=3000) > 1).astype(np.int8)
+    booster = xgb.train({"max_depth": 4, "nthread": 2}, xgb.DMatrix(x, label=y), num_boost_round=20)
+    columns = [pa.array(x[:, j], mask=np.isnan(x[:, j])) for j in range(x.shape[1])]  # nulls, as DuckDB hands them
+    by_column, by_row = column_major(columns), row_major(columns)
+    assert by_column.flags.f_contiguous and by_row.flags.c_contiguous
+    assert np.array_equal(by_column, x, equal_nan=True) and np.array_equal(by_row, x, equal_nan=True)
+    assert np.array_equal(booster.inplace_predict(by_column), booster.inplace_predict(by_row))
+
+
 def test_the_drift_sample_is_a_fifth_of_the_visitors_thinned_to_a_million_in_a_larger_shop() -> None:
     """Scale 1 keeps visitor_id % 5 == 0; a larger shop a multiple of 5, no sparser than the cap needs (scale 100's
     fifth was 28M rows x 49 features)."""

@@ -78,7 +78,11 @@ def complete(model, x: np.ndarray) -> np.ndarray:
     fitted = getattr(model, "repeat_purchase", None)
     if fitted is None or FEATURE not in model.features:
         return x
-    return np.column_stack([x, fitted.probability(mart_columns(model), x)]).astype(np.float32, copy=False)
+    # Column-major like scoring's batches: each column is then one contiguous copy, not a transposing one.
+    out = np.empty((x.shape[0], x.shape[1] + 1), np.float32, order="F")
+    out[:, :-1] = x
+    out[:, -1] = fitted.probability(mart_columns(model), x)
+    return out
 
 
 def _logit(p: np.ndarray) -> np.ndarray:

@@ -21,7 +21,7 @@ import xgboost as xgb
 
 from models_py.errors import JobFailed
 from models_py.modeling import repeat_purchase
-from models_py.modeling.dataset import FEATURES_TABLE, row_major
+from models_py.modeling.dataset import FEATURES_TABLE, column_major
 from models_py.modeling.model import ScoringModel
 from models_py.modeling.ranking import by_visitor, deciles
 from models_py.shop_calendar import utc_now_naive
@@ -59,8 +59,8 @@ def _segment(decile: np.ndarray, p: np.ndarray, threshold: float) -> np.ndarray:
 def _feature_batches(
     con: duckdb.DuckDBPyConnection, features: list[str], as_of: date, batch_rows: int
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Tonight's (visitor ids, float32 feature matrix) in batches, read on a thread of its own so that DuckDB decodes
-    the next batch while XGBoost predicts this one."""
+    """Tonight's (visitor ids, column-major float32 feature matrix) in batches, read on a thread of its own so that
+    DuckDB decodes the next batch while XGBoost predicts this one."""
     columns = ", ".join(f"cast({c} as float) as {c}" for c in features)
     out: queue.Queue = queue.Queue(maxsize=2)
 
@@ -72,7 +72,7 @@ def _feature_batches(
             for b in reader:
                 # Copied: a view of the ids would keep DuckDB's whole batch, every feature column, alive.
                 ids = b.column(0).to_numpy().copy()
-                out.put((ids, row_major(b.columns[1:])))
+                out.put((ids, column_major(b.columns[1:])))
             out.put(None)
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which raises it
             out.put(exc)
@@ -128,7 +128,7 @@ class _TopRows:
         at = np.flatnonzero(above)
         rows = at if rows is None else rows[at]
         if 2 * rows.size < len(x):
-            return visitor_id[at], p[at], x.take(rows, axis=0), None
+            return visitor_id[at], p[at], x[rows], None  # indexing, not take: take copies a column-major x whole
         return visitor_id[at], p[at], x, rows
 
     def take_rows(self) -> tuple[np.ndarray, np.ndarray]:
@@ -145,7 +145,7 @@ class _TopRows:
             if rows is None:
                 x[done : done + p.size] = features
             else:
-                np.take(features, rows, axis=0, out=x[done : done + p.size])
+                x[done : done + p.size] = features[rows]
             done += p.size
         return ids, x
 
@@ -168,7 +168,7 @@ def _predict_all(
             raise JobFailed(f"the features as of {as_of} changed while they were scored (more than {visitors:,} rows)")
         ids[done : done + p.size], probabilities[done : done + p.size] = visitor_id, p
         done += p.size
-        sample.append(x.take(np.flatnonzero(visitor_id % modulus == 0), axis=0))
+        sample.append(x[np.flatnonzero(visitor_id % modulus == 0)])
         top.add(visitor_id, p, x)
     if done != visitors:
         raise JobFailed(f"the features as of {as_of} changed while they were scored ({done:,} of {visitors:,} rows)")
