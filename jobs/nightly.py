@@ -36,6 +36,7 @@ def run_nightly(
     force: bool = False,
 ) -> RunSummary:
     summary = RunSummary(run_id=run_log.new_run_id())
+    dbt.warm_up()  # dbt's process imports dbt while tonight's files load
     try:
         plan = _ingest_and_plan(cfg, summary, as_of, files, say, force)
         if plan.published_by and not plan.retrain:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import errno
+import io
+import json
 import os
 import shutil
 from dataclasses import replace
@@ -193,16 +195,25 @@ def test_an_auto_duckdb_memory_limit_grows_with_the_shop_within_half_the_machine
         assert con.execute(setting).fetchone() == ref.execute(setting).fetchone()  # the job's queries stream
     assert connection.loaded_events(duckdb.connect()) == 0
 
-    class FinishedDbt:  # what run_dbt reads of its child
-        stdout: list[str] = []
+    class Input(io.StringIO):
+        def close(self) -> None:
+            self.sent = json.loads(self.getvalue())
+
+    class FinishedDbt:  # what run_dbt hands its dbt process, and reads of it
+        def __init__(self) -> None:
+            self.stdin, self.stdout = Input(), []
+
+        def poll(self) -> None:
+            return None
 
         def wait(self) -> int:
             return 0
 
-    seen = {}
-    monkeypatch.setattr(dbt.subprocess, "Popen", lambda command, env, **_: seen.update(env) or FinishedDbt())
+    started: list[FinishedDbt] = []
+    monkeypatch.setattr(dbt.subprocess, "Popen", lambda *_, **__: started.append(FinishedDbt()) or started[-1])
+    monkeypatch.setattr(dbt, "_spare", None)
     dbt.run_dbt(replace(settings(), duckdb_memory_limit="auto"), ["build"], events=27_300_000)
-    assert seen["PROPENSITY_DUCKDB_MEMORY_LIMIT"] == connection.memory_limit("auto", 27_300_000)
+    assert started[0].stdin.sent["env"]["PROPENSITY_DUCKDB_MEMORY_LIMIT"] == connection.memory_limit("auto", 27_300_000)
 
 
 def test_a_warehouse_built_on_one_engine_is_refused_on_the_other(world) -> None:
@@ -467,3 +478,21 @@ def test_the_spark_sources_get_each_run_once_and_lose_nothing(tmp_path: Path, mo
         con.execute("insert into raw.events values (9000, 1, 'view', 1, null)")  # a row no load accounts for
         with pytest.raises(JobFailed, match="holds 3 rows, the warehouse 4"):
             spark.export_sources(con, cfg)
+
+
+def test_dbt_runs_in_a_process_started_ahead_as_its_command_line_would() -> None:
+    """The next dbt call's process imports dbt ahead of the call (warm_up); the call then runs as the `dbt` command
+    line would: its exit code and its words reach the job. One never used ends when its input closes."""
+    from models_py.warehouse import dbt
+
+    dbt.warm_up()
+    ahead = dbt._spare
+    with pytest.raises(dbt.DbtError, match="No such option"):
+        dbt.run_dbt(settings(), ["parse", "--no-such-option"])
+    assert ahead is not None and ahead.returncode == 2  # dbt's exit code for a usage error
+    dbt.warm_up()
+    unused = dbt._spare
+    assert unused is not None and unused is not ahead
+    unused.stdin.close()
+    assert unused.wait(timeout=120) == 0
+    dbt._spare = None

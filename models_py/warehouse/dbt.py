@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable
 from datetime import timedelta
 from importlib import metadata
+from pathlib import Path
 
 import duckdb
 
@@ -53,18 +54,46 @@ def _die_with_parent() -> None:
     os.setpgid(0, 0)
 
 
+WORKER = Path(__file__).with_name("dbt_worker.py")
+_spare: subprocess.Popen | None = None  # a dbt process that has imported dbt and waits for its command
+
+
+def warm_up() -> None:
+    """Start the next dbt call's process now, so that it imports dbt (1.4-2 s of one core) while the job does
+    something else: ingest, or dbt's previous call. An unused one ends with the job (its input closes)."""
+    global _spare
+    if _spare is None or _spare.poll() is not None:
+        # -P: the script's folder (this package, with its dbt.py) stays off the path, so `import dbt` is dbt.
+        _spare = subprocess.Popen(
+            [sys.executable, "-P", str(WORKER)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            preexec_fn=_die_with_parent,
+        )
+
+
+def _worker() -> subprocess.Popen:
+    global _spare
+    warm_up()
+    proc, _spare = _spare, None
+    return proc
+
+
 def run_dbt(
     cfg: Settings,
     args: list[str],
     progress: Callable[[str], None] | None = None,
     events: int = 0,
     extra_vars: dict | None = None,
+    another_follows: bool = False,
 ) -> None:
     """One dbt call; ``events`` (those it reads) sizes an ``auto`` DuckDB memory limit. ``extra_vars`` make dbt
-    parse the project again, so only rare calls (a first night's chunks of history) pass any."""
+    parse the project again, so only rare calls (a first night's chunks of history) pass any. With
+    ``another_follows``, the next call's process starts importing dbt while this one runs."""
     target = ["--target", "spark"] if cfg.engine == "spark" and "--target" not in args else []
     dbt_vars = json.dumps({**project_vars(cfg), **(extra_vars or {})})
-    command = [os.path.join(sys.prefix, "bin", "dbt"), *args, *target, "--vars", dbt_vars]
     env = {
         **os.environ,
         "PROPENSITY_WAREHOUSE": str(cfg.warehouse_path),
@@ -78,17 +107,17 @@ def run_dbt(
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         "DBT_USE_COLORS": "false",
     }
-    proc = subprocess.Popen(
-        command,
-        cwd=cfg.dbt_project_dir,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        preexec_fn=_die_with_parent,
-    )
+    proc = _worker()
+    assert proc.stdin is not None and proc.stdout is not None
+    request = {"args": [*args, *target, "--vars", dbt_vars], "env": env, "cwd": str(cfg.dbt_project_dir)}
+    try:
+        proc.stdin.write(json.dumps(request) + "\n")
+        proc.stdin.close()
+    except BrokenPipeError:
+        pass  # the process ended before reading (it could not import dbt): its output says why
+    if another_follows:
+        warm_up()
     lines: list[str] = []
-    assert proc.stdout is not None
     for line in proc.stdout:
         line = line.rstrip()
         lines.append(line)
@@ -141,6 +170,7 @@ def build(cfg: Settings, plan: BuildPlan, progress: Callable[[str], None] | None
     rolls its history up in chunks of days that fit DuckDB's memory limit, then builds its cut-offs in passes
     (PROPENSITY_MAX_VISITOR_CUTOFFS_PER_BUILD); a pass with more visitors than the limit joins at once inserts its
     features in visitor-id ranges (PROPENSITY_MAX_VISITORS_PER_INSERT)."""
+    warm_up()  # dbt's first process imports dbt while the job plans the build
     in_events = None
     with session(cfg) as con:
         inputs = inputs_digest(con, cfg)
@@ -150,12 +180,14 @@ def build(cfg: Settings, plan: BuildPlan, progress: Callable[[str], None] | None
         if len(plan.features) > 1 or build_plan.samples_visitors(plan):
             in_events = build_plan.visitors_in_events(con)
     visitors = in_events[0] if in_events else 0
+    steps = build_plan.passes(plan, visitors, visitor_cutoffs_per_pass(cfg, events))
+    calls_left = len(chunks) + len(steps)
     for until_day, chunk_events in chunks:
         if progress:
             progress(f"  rolling up the days before {EPOCH + timedelta(days=until_day)}: {chunk_events:,} events")
+        calls_left -= 1
         run_dbt(cfg, ["run", "--select", *build_plan.ROLLUP_MODELS], progress, chunk_events,
-                extra_vars={"rollup_until_day": until_day})  # fmt: skip
-    steps = build_plan.passes(plan, visitors, visitor_cutoffs_per_pass(cfg, events))
+                extra_vars={"rollup_until_day": until_day}, another_follows=calls_left > 0)  # fmt: skip
     if progress and build_plan.samples_visitors(plan) and visitors > cfg.max_cutoff_visitors:
         progress(
             f"  past cut-offs keep a uniform {cfg.max_cutoff_visitors / visitors:.0%} of the shop's ~{visitors:,} "
@@ -175,7 +207,9 @@ def build(cfg: Settings, plan: BuildPlan, progress: Callable[[str], None] | None
             build_plan.write(con, cfg, step, visitors, splits)
             if cfg.engine == "spark":
                 spark.export_sources(con, cfg)
-        run_dbt(cfg, ["build", "--exclude-resource-type", "unit_test"], progress, events)
+        calls_left -= 1
+        run_dbt(cfg, ["build", "--exclude-resource-type", "unit_test"], progress, events,
+                another_follows=calls_left > 0)  # fmt: skip
         if cfg.engine == "spark":
             with session(cfg) as con:
                 spark.show_spark_tables(con, cfg)
