@@ -114,6 +114,9 @@ def nightly(
     ),
 ) -> None:
     """The whole nightly job: ingest, dbt build, train on schedule, score, publish."""
+    from models_py.warehouse import dbt
+
+    dbt.warm_up()  # dbt's process imports dbt while this one imports the job's libraries (~2 s of a core each)
     from jobs.nightly import run_nightly
     from models_py.world.simulate import simulate as run_simulation
 
