@@ -65,9 +65,3 @@ def previous_champion(con: duckdb.DuckDBPyConnection) -> str | None:
         "select model_version from ml.model_registry where status = 'retired' order by status_changed_at desc limit 1"
     ).fetchone()
     return row[0] if row else None
-
-
-def retrain_due(con: duckdb.DuckDBPyConnection, as_of: date, cfg: Settings) -> bool:
-    """No model yet, or the newest was trained at least PROPENSITY_RETRAIN_EVERY_DAYS before ``as_of``."""
-    row = con.execute("select max(as_of_date) from ml.model_registry where status <> 'withdrawn'").fetchone()
-    return row[0] is None or (as_of - row[0]).days >= cfg.retrain_every_days
