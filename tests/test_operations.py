@@ -7,6 +7,8 @@ import io
 import json
 import os
 import shutil
+import subprocess
+import sys
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -496,3 +498,11 @@ def test_dbt_runs_in_a_process_started_ahead_as_its_command_line_would() -> None
     unused.stdin.close()
     assert unused.wait(timeout=120) == 0
     dbt._spare = None
+
+
+def test_the_nightly_job_starts_without_importing_training_or_scoring() -> None:
+    """XGBoost, scikit-learn and matplotlib (~1.5 s) import on a thread while ingest and dbt run (jobs.nightly's
+    STAGES_AFTER_THE_BUILD), so nothing the night needs before its build may pull them in at import time."""
+    probe = "import sys, jobs.nightly; print(sorted({'xgboost', 'sklearn', 'matplotlib'} & set(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.strip() == "[]", done.stdout
